@@ -1,0 +1,38 @@
+package registry
+
+import (
+	"go-micro.dev/v4/logger"
+	"go-micro.dev/v4/registry"
+)
+
+// InsecureReason returns why inner's transport to its backend skips
+// certificate verification, or "" when nothing shows that it does.
+//
+// The go-micro consul and etcd plugins build a TLS configuration with
+// InsecureSkipVerify set when registry.Secure(true) is given without a
+// TLSConfig, and the kubernetes plugin always skips verification when
+// given a host. Anyone on the network path can then impersonate the
+// registry, which turns every lookup into the attacker's answer.
+func InsecureReason(inner registry.Registry) string {
+	if inner == nil {
+		return ""
+	}
+
+	o := inner.Options()
+	switch {
+	case o.TLSConfig != nil && o.TLSConfig.InsecureSkipVerify:
+		return "its TLS config sets InsecureSkipVerify"
+	case o.Secure && o.TLSConfig == nil && (inner.String() == "consul" || inner.String() == "etcd"):
+		return "registry.Secure(true) without registry.TLSConfig makes the " + inner.String() + " plugin skip certificate verification"
+	case inner.String() == "kubernetes":
+		return "the go-micro kubernetes plugin skips certificate verification of the API server"
+	}
+	return ""
+}
+
+func warnInsecure(inner registry.Registry, l logger.Logger) {
+	if reason := InsecureReason(inner); reason != "" {
+		l.Fields(map[string]any{"registry": inner.String(), "problem": reason}).
+			Log(logger.WarnLevel, "signet: the inner registry does not verify its server's certificate; give it a TLS config with a CA (MICRO_REGISTRY_TLS_CA_FILE)")
+	}
+}

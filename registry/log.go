@@ -1,0 +1,84 @@
+package registry
+
+import (
+	"sync"
+	"time"
+
+	"go-micro.dev/v4/logger"
+
+	"github.com/signet-micro/signet/verify"
+)
+
+// maxLogKeys bounds the number of distinct rejections tracked for rate
+// limiting; past it, the table starts afresh.
+const maxLogKeys = 10000
+
+// rejectionLog writes one line per rejected node and reason, then counts
+// repeats of the same line and writes them at most once per interval with
+// the count, so a flood of rogue records cannot flood the log.
+type rejectionLog struct {
+	log   logger.Logger
+	every time.Duration
+	now   func() time.Time
+
+	mu      sync.Mutex
+	entries map[string]*logEntry
+}
+
+type logEntry struct {
+	next    time.Time
+	repeats int
+}
+
+func newRejectionLog(l logger.Logger, every time.Duration, now func() time.Time) *rejectionLog {
+	return &rejectionLog{log: l, every: every, now: now, entries: map[string]*logEntry{}}
+}
+
+func (l *rejectionLog) rejected(rej *verify.Rejection, reason string, mode Mode) {
+	key := rej.Service + "\x00" + rej.Version + "\x00" + rej.NodeID + "\x00" + rej.Address + "\x00" + reason
+	l.limited(key, func(repeats int) {
+		msg := "signet: node rejected"
+		if mode == Permissive {
+			msg = "signet: node failed verification; passed on in permissive mode"
+		}
+		l.log.Fields(map[string]any{
+			"service": rej.Service,
+			"version": rej.Version,
+			"node":    rej.NodeID,
+			"address": rej.Address,
+			"reason":  reason,
+			"kid":     rej.KeyID,
+			"jti":     rej.TokenID,
+			"subject": rej.Subject,
+			"error":   rej.Err.Error(),
+			"repeats": repeats,
+		}).Log(logger.WarnLevel, msg)
+	})
+}
+
+// limited calls write for the first occurrence of key, and after that at
+// most once per interval, with the number of occurrences not yet written.
+func (l *rejectionLog) limited(key string, write func(repeats int)) {
+	now := l.now()
+
+	l.mu.Lock()
+	e, ok := l.entries[key]
+	if !ok {
+		if len(l.entries) >= maxLogKeys {
+			l.entries = map[string]*logEntry{}
+		}
+		e = &logEntry{}
+		l.entries[key] = e
+	}
+	e.repeats++
+	if now.Before(e.next) {
+		l.mu.Unlock()
+		return
+	}
+	repeats := e.repeats
+	e.repeats = 0
+	e.next = now.Add(l.every)
+	l.mu.Unlock()
+
+	write(repeats)
+}
