@@ -210,4 +210,3 @@ func signerFromEnv(env envconf.Lookup, log logger.Logger) (*signing.Signer, erro
 	}
 	return s, nil
 }
-
