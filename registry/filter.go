@@ -29,11 +29,11 @@ func (r *Registry) filterService(svc *registry.Service) *registry.Service {
 		return nil
 	}
 
-	out := &registry.Service{Name: svc.Name, Version: svc.Version}
-	records := make([]*verify.Record, 0, len(svc.Nodes))
-	for _, node := range svc.Nodes {
-		rec, err := r.opts.verifier.VerifyNode(svc.Name, svc.Version, node)
-		if err != nil {
+	out := &registry.Service{Name: svc.Name, Version: svc.Version, Nodes: make([]*registry.Node, 0, len(svc.Nodes))}
+	verified, errs := r.opts.verifier.VerifyNodes(svc.Name, svc.Version, svc.Nodes)
+	records := verified[:0]
+	for i, node := range svc.Nodes {
+		if err := errs[i]; err != nil {
 			r.rejected(err)
 			if r.opts.mode == Permissive && node != nil {
 				out.Nodes = append(out.Nodes, node)
@@ -45,7 +45,7 @@ func (r *Registry) filterService(svc *registry.Service) *registry.Service {
 			r.opts.observer.NodeVerified(svc.Name)
 		}
 		out.Nodes = append(out.Nodes, node)
-		records = append(records, rec)
+		records = append(records, verified[i])
 	}
 	if len(out.Nodes) == 0 {
 		return nil

@@ -1,46 +1,47 @@
 package verify
 
 import (
-	"container/list"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // lru is a size-bounded cache whose entries also expire at a fixed time.
-// It is safe for concurrent use.
+// It is safe for concurrent use. Reads take a shared lock and only mark the
+// entry as used; eviction follows the CLOCK algorithm (second chance), so
+// the hot read path never reorders a list under an exclusive lock.
 type lru[K comparable, V any] struct {
-	mu    sync.Mutex
+	mu    sync.RWMutex
 	max   int
-	items map[K]*list.Element
-	order list.List // front is most recently used
+	items map[K]*lruItem[K, V]
+	ring  []*lruItem[K, V] // eviction order; hand is the next to consider
+	hand  int
 }
 
 type lruItem[K comparable, V any] struct {
 	key     K
 	value   V
 	expires time.Time
+	used    atomic.Bool
+	slot    int
 }
 
 func newLRU[K comparable, V any](max int) *lru[K, V] {
-	return &lru[K, V]{max: max, items: make(map[K]*list.Element)}
+	return &lru[K, V]{max: max, items: make(map[K]*lruItem[K, V])}
 }
 
 func (c *lru[K, V]) get(key K, now time.Time) (V, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.mu.RLock()
+	item, ok := c.items[key]
+	c.mu.RUnlock()
 
 	var zero V
-	el, ok := c.items[key]
-	if !ok {
+	if !ok || !now.Before(item.expires) {
 		return zero, false
 	}
-	item := el.Value.(*lruItem[K, V])
-	if !now.Before(item.expires) {
-		c.order.Remove(el)
-		delete(c.items, key)
-		return zero, false
+	if !item.used.Load() {
+		item.used.Store(true)
 	}
-	c.order.MoveToFront(el)
 	return item.value, true
 }
 
@@ -52,23 +53,42 @@ func (c *lru[K, V]) put(key K, value V, expires time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 
-	if el, ok := c.items[key]; ok {
-		el.Value = &lruItem[K, V]{key: key, value: value, expires: expires}
-		c.order.MoveToFront(el)
+	item := &lruItem[K, V]{key: key, value: value, expires: expires}
+	if old, ok := c.items[key]; ok {
+		item.slot = old.slot
+		c.ring[old.slot] = item
+		c.items[key] = item
 		return
 	}
-	c.items[key] = c.order.PushFront(&lruItem[K, V]{key: key, value: value, expires: expires})
-	for c.order.Len() > c.max {
-		oldest := c.order.Back()
-		c.order.Remove(oldest)
-		delete(c.items, oldest.Value.(*lruItem[K, V]).key)
+	if len(c.ring) < c.max {
+		item.slot = len(c.ring)
+		c.ring = append(c.ring, item)
+		c.items[key] = item
+		return
+	}
+
+	// Evict the first entry at or after the hand that was not used since
+	// the hand last passed it.
+	for {
+		victim := c.ring[c.hand]
+		if victim.used.Load() {
+			victim.used.Store(false)
+			c.hand = (c.hand + 1) % len(c.ring)
+			continue
+		}
+		delete(c.items, victim.key)
+		item.slot = c.hand
+		c.ring[c.hand] = item
+		c.items[key] = item
+		c.hand = (c.hand + 1) % len(c.ring)
+		return
 	}
 }
 
 func (c *lru[K, V]) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.order.Len()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.items)
 }
 
 // flights lets concurrent verifications of one record wait for the first,

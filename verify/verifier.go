@@ -208,42 +208,79 @@ func (e *recordEntry) matches(service, version string, n *registry.Node) bool {
 // returned it. On success it returns the verified record; on failure, a
 // *[Rejection] that wraps the reason.
 func (v *Verifier) VerifyNode(service, version string, node *registry.Node) (*Record, error) {
+	records, errs := v.VerifyNodes(service, version, []*registry.Node{node})
+	return records[0], errs[0]
+}
+
+// VerifyNodes verifies the nodes of one version of a service, reading the
+// clock, the trust bundle and the revocation list once for all of them.
+// records[i] and errs[i] belong to nodes[i]; exactly one of them is nil.
+func (v *Verifier) VerifyNodes(service, version string, nodes []*registry.Node) (records []*Record, errs []error) {
+	records = make([]*Record, len(nodes))
+	errs = make([]error, len(nodes))
+
+	b := batch{now: v.now()}
+	var err error
+	if b.bundle, err = v.bundles.Bundle(); err != nil || b.bundle == nil {
+		for i, n := range nodes {
+			errs[i] = v.rejection(service, version, n, nil, reject(ErrNoTrustBundle, "loading trust bundle: %v", err))
+		}
+		return records, errs
+	}
+	if b.revoked, err = v.currentRevocations(); err != nil {
+		for i, n := range nodes {
+			errs[i] = v.rejection(service, version, n, nil, reject(ErrRevoked, "loading revocation list: %v", err))
+		}
+		return records, errs
+	}
+
+	var hits uint64
+	for i, n := range nodes {
+		var hit bool
+		records[i], hit, errs[i] = v.verifyOne(service, version, n, &b)
+		if hit {
+			hits++
+		}
+		if errs[i] != nil {
+			records[i] = nil
+		}
+	}
+	v.stats.cacheHits.Add(hits)
+	v.stats.cacheMisses.Add(uint64(len(nodes)) - hits)
+	return records, errs
+}
+
+// batch is what the verification of one service's nodes reads once.
+type batch struct {
+	now     time.Time
+	bundle  *Bundle
+	revoked *Revocations
+}
+
+func (v *Verifier) verifyOne(service, version string, node *registry.Node, b *batch) (*Record, bool, error) {
 	if node == nil {
-		return nil, &Rejection{Service: service, Version: version, Err: reject(ErrMalformed, "node is nil")}
+		return nil, false, &Rejection{Service: service, Version: version, Err: reject(ErrMalformed, "node is nil")}
 	}
 
-	bundle, err := v.bundles.Bundle()
-	if err != nil || bundle == nil {
-		return nil, v.rejection(service, version, node, nil, reject(ErrNoTrustBundle, "loading trust bundle: %v", err))
-	}
-	revoked, err := v.currentRevocations()
-	if err != nil {
-		return nil, v.rejection(service, version, node, nil, reject(ErrRevoked, "loading revocation list: %v", err))
-	}
-
-	now := v.now()
 	sig := node.Metadata[record.KeySignature]
 	if sig != "" {
-		if rec, ok := v.cachedRecord(sig, service, version, node, bundle); ok {
-			v.stats.cacheHits.Add(1)
-			return rec, v.recheck(service, version, node, rec, revoked, now)
+		if rec, ok := v.cachedRecord(sig, service, version, node, b); ok {
+			return rec, true, v.recheck(service, version, node, rec, b)
 		}
 
 		if wait := v.inflight.join(sig); wait != nil {
 			<-wait
-			if rec, ok := v.cachedRecord(sig, service, version, node, bundle); ok {
-				v.stats.cacheHits.Add(1)
-				return rec, v.recheck(service, version, node, rec, revoked, now)
+			if rec, ok := v.cachedRecord(sig, service, version, node, b); ok {
+				return rec, true, v.recheck(service, version, node, rec, b)
 			}
 		} else {
 			defer v.inflight.done(sig)
 		}
 	}
 
-	v.stats.cacheMisses.Add(1)
-	rec, err := v.verifyFull(service, version, node, bundle, revoked, now)
+	rec, err := v.verifyFull(service, version, node, b.bundle, b.revoked, b.now)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 
 	if sig != "" {
@@ -253,15 +290,15 @@ func (v *Verifier) VerifyNode(service, version string, node *registry.Node) (*Re
 		}
 		v.records.put(sig, &recordEntry{
 			service: service, version: version, nodeID: node.Id, address: node.Address,
-			metadata: md, record: rec, bundle: bundle.generation,
+			metadata: md, record: rec, bundle: b.bundle.generation,
 		}, rec.Expiry.Add(v.leeway))
 	}
-	return rec, nil
+	return rec, false, nil
 }
 
-func (v *Verifier) cachedRecord(sig, service, version string, node *registry.Node, bundle *Bundle) (*Record, bool) {
-	e, ok := v.records.get(sig, v.now())
-	if !ok || e.bundle != bundle.generation || !e.matches(service, version, node) {
+func (v *Verifier) cachedRecord(sig, service, version string, node *registry.Node, b *batch) (*Record, bool) {
+	e, ok := v.records.get(sig, b.now)
+	if !ok || e.bundle != b.bundle.generation || !e.matches(service, version, node) {
 		return nil, false
 	}
 	return e.record, true
@@ -269,11 +306,11 @@ func (v *Verifier) cachedRecord(sig, service, version string, node *registry.Nod
 
 // recheck applies the checks whose outcome changes over time to a cached
 // record: its validity window and revocation.
-func (v *Verifier) recheck(service, version string, node *registry.Node, rec *Record, revoked *Revocations, now time.Time) error {
-	if err := v.checkWindow(rec.IssuedAt, rec.Expiry, now, ErrRecordNotYetValid, ErrRecordExpired); err != nil {
+func (v *Verifier) recheck(service, version string, node *registry.Node, rec *Record, b *batch) error {
+	if err := v.checkWindow(rec.IssuedAt, rec.Expiry, b.now, ErrRecordNotYetValid, ErrRecordExpired); err != nil {
 		return v.rejection(service, version, node, rec.Identity, err)
 	}
-	if revoked.Revoked(rec.Identity.TokenID, rec.Identity.KeyID) {
+	if b.revoked.Revoked(rec.Identity.TokenID, rec.Identity.KeyID) {
 		return v.rejection(service, version, node, rec.Identity, reject(ErrRevoked, "token %q or issuer key %q is on the revocation list", rec.Identity.TokenID, rec.Identity.KeyID))
 	}
 	return nil
