@@ -174,6 +174,18 @@ func (r *Registry) GetService(name string, opts ...registry.GetOption) ([]*regis
 		return nil, err
 	}
 
+	// The caller uses these nodes for name, so they are verified for name,
+	// whatever name the backend returns. The go-micro etcd plugin (v1.2.0)
+	// takes it from the first record under the service's key prefix, which
+	// anyone who can write there chooses.
+	for i, svc := range services {
+		if svc != nil && svc.Name != name {
+			renamed := *svc
+			renamed.Name = name
+			services[i] = &renamed
+		}
+	}
+
 	start := time.Now()
 	verified := r.filter(services)
 	r.observeDuration("lookup", time.Since(start))
