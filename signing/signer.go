@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 
@@ -169,7 +170,7 @@ func (s *Signer) signNode(creds *Credentials, svc *registry.Service, node *regis
 
 	prev, hadRecord := s.records[node.Id]
 	if hadRecord && prev.content == content && now.Before(prev.issuedAt.Add(prev.expiry.Sub(prev.issuedAt)/2)) {
-		return &registry.Node{Id: node.Id, Address: node.Address, Metadata: prev.metadata}, false, nil
+		return &registry.Node{Id: node.Id, Address: node.Address, Metadata: maps.Clone(prev.metadata)}, false, nil
 	}
 
 	issuedAt := now.Truncate(time.Second)
@@ -211,8 +212,10 @@ func (s *Signer) signNode(creds *Credentials, svc *registry.Service, node *regis
 		return nil, false, err
 	}
 
+	// The cache keeps its own map, so a backend or a watch consumer that
+	// changes the returned node cannot corrupt later registrations.
 	s.records[node.Id] = &signedRecord{content: content, issuedAt: issuedAt, expiry: expiry, metadata: md}
-	return &registry.Node{Id: node.Id, Address: node.Address, Metadata: md}, hadRecord, nil
+	return &registry.Node{Id: node.Id, Address: node.Address, Metadata: maps.Clone(md)}, hadRecord, nil
 }
 
 // forgetExpired drops records that expired more than a TTL ago. A record

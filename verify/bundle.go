@@ -42,7 +42,8 @@ type Bundle struct {
 var bundleGeneration atomic.Uint64
 
 // NewBundle returns a bundle of keys. It fails on an empty list, a
-// duplicate or empty key id, or an unsupported key type.
+// duplicate or empty key id, an unsupported key type, or an RSA key shorter
+// than jwk.MinRSABits.
 func NewBundle(keys ...IssuerKey) (*Bundle, error) {
 	if len(keys) == 0 {
 		return nil, errors.New("verify: trust bundle has no keys")
@@ -59,6 +60,9 @@ func NewBundle(keys ...IssuerKey) (*Bundle, error) {
 		}
 		if _, err := jwk.FromPublicKey(k.Key); err != nil {
 			return nil, fmt.Errorf("verify: trust bundle key %q: %w", k.ID, err)
+		}
+		if rk, ok := k.Key.(*rsa.PublicKey); ok && rk.N.BitLen() < jwk.MinRSABits {
+			return nil, fmt.Errorf("verify: trust bundle key %q: RSA key has %d bits, fewer than %d", k.ID, rk.N.BitLen(), jwk.MinRSABits)
 		}
 		if k.Algorithm != "" && !algorithmFits(k.Algorithm, k.Key) {
 			return nil, fmt.Errorf("verify: trust bundle key %q: algorithm %q does not fit a %s key", k.ID, k.Algorithm, keyKind(k.Key))

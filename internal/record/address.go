@@ -1,6 +1,7 @@
 package record
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -21,6 +22,9 @@ func CanonicalAddress(address string) (string, error) {
 	}
 
 	if ip, err := netip.ParseAddr(host); err == nil {
+		if err := checkZone(ip.Zone()); err != nil {
+			return "", fmt.Errorf("invalid node address %q: %w", address, err)
+		}
 		host = ip.String()
 	} else if err := checkHostName(host); err != nil {
 		return "", fmt.Errorf("invalid node address %q: %w", address, err)
@@ -63,9 +67,29 @@ func splitAddress(address string) (host, port string, err error) {
 	return host, port, nil
 }
 
+// checkZone accepts IPv6 zones made of the characters of interface
+// names: letters, digits, '-', '_' and '.'. net/netip accepts any zone,
+// "]" and white space included, which would make the canonical form
+// unparseable.
+func checkZone(zone string) error {
+	for i := 0; i < len(zone); i++ {
+		c := zone[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '-', c == '_', c == '.':
+		default:
+			return fmt.Errorf("IPv6 zone %q contains %q, which is not allowed in an interface name", zone, c)
+		}
+	}
+	return nil
+}
+
 // checkHostName accepts DNS names in the loose form service registries
-// store: letters, digits, '-', '_' and '.', at most 253 bytes.
+// store: letters, digits, '-', '_' and '.', from 1 to 253 bytes.
 func checkHostName(host string) error {
+	if host == "" {
+		return errors.New("no host; set the server's advertised address so that the record names a reachable host")
+	}
 	if len(host) > 253 {
 		return fmt.Errorf("host name is %d bytes, longer than 253", len(host))
 	}

@@ -57,9 +57,11 @@ func (f *Fields) AppendCanonical(b []byte) []byte {
 
 // DigestEndpoints hashes a service's endpoints in an order-independent
 // canonical form: endpoints sorted by their encoding, metadata sorted by key,
-// request and response values in their declared order. A nil value and a
-// missing one hash the same, as do a nil and an empty slice or map, because
-// backends do not preserve that difference through JSON.
+// request and response values in their declared order. A nil value and an
+// empty one (no name, type or values) hash the same, as do a nil and an
+// empty slice or map, because backends do not preserve that difference.
+// go-micro's memory registry returns an empty Value for a nil one, and JSON
+// decodes an omitted map as nil.
 func DigestEndpoints(endpoints []*registry.Endpoint) [32]byte {
 	encoded := make([][]byte, 0, len(endpoints))
 	for _, e := range endpoints {
@@ -101,7 +103,7 @@ func DigestToken(token string) [32]byte {
 }
 
 func appendValue(b []byte, v *registry.Value) []byte {
-	if v == nil {
+	if v == nil || (v.Name == "" && v.Type == "" && len(v.Values) == 0) {
 		return append(b, 0)
 	}
 

@@ -153,6 +153,11 @@ func decodeFixed(md map[string]string, key string, size int) ([]byte, error) {
 	if err != nil {
 		return nil, malformed("%s is not unpadded base64url: %v", key, err)
 	}
+	if len(b) != size {
+		// The decoder skips '\r' and '\n', so a value of the right length
+		// can still decode to fewer bytes.
+		return nil, malformed("%s decodes to %d bytes, not %d; it contains line breaks", key, len(b), size)
+	}
 	return b, nil
 }
 
@@ -165,14 +170,18 @@ func decodeDigest(md map[string]string, key string, out *[32]byte) error {
 	return nil
 }
 
+// maxUnixSeconds is the end of year 9999 UTC. Larger values overflow
+// time.Unix and would compare as dates in the past.
+const maxUnixSeconds = 253402300799
+
 func decodeTime(md map[string]string, key string) (int64, error) {
 	v, ok := md[key]
 	if !ok {
 		return 0, malformed("key %s is missing", key)
 	}
 	t, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || t <= 0 || strconv.FormatInt(t, 10) != v {
-		return 0, malformed("%s is %.24q, not Unix seconds in decimal", key, v)
+	if err != nil || t <= 0 || t > maxUnixSeconds || strconv.FormatInt(t, 10) != v {
+		return 0, malformed("%s is %.24q, not Unix seconds in decimal up to %d", key, v, maxUnixSeconds)
 	}
 	return t, nil
 }
