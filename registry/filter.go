@@ -94,8 +94,8 @@ func (r *Registry) rejected(err error) {
 func (r *Registry) unverifiedFields(svc *registry.Service, what string) {
 	r.log.limited("fields/"+svc.Name+"/"+svc.Version+"/"+what, func(repeats int) {
 		r.opts.logger.Fields(map[string]any{
-			"service": svc.Name,
-			"version": svc.Version,
+			"service": logValue(svc.Name),
+			"version": logValue(svc.Version),
 			"field":   what,
 			"repeats": repeats,
 		}).Log(logger.WarnLevel, "signet: service "+what+" do not match any verified node's record; passing none on")

@@ -1,8 +1,10 @@
 package registry
 
 import (
+	"strconv"
 	"sync"
 	"time"
+	"unicode"
 
 	"go-micro.dev/v4/logger"
 
@@ -42,18 +44,37 @@ func (l *rejectionLog) rejected(rej *verify.Rejection, reason string, mode Mode)
 			msg = "signet: node failed verification; passed on in permissive mode"
 		}
 		l.log.Fields(map[string]any{
-			"service": rej.Service,
-			"version": rej.Version,
-			"node":    rej.NodeID,
-			"address": rej.Address,
+			"service": logValue(rej.Service),
+			"version": logValue(rej.Version),
+			"node":    logValue(rej.NodeID),
+			"address": logValue(rej.Address),
 			"reason":  reason,
-			"kid":     rej.KeyID,
-			"jti":     rej.TokenID,
-			"subject": rej.Subject,
-			"error":   rej.Err.Error(),
+			"kid":     logValue(rej.KeyID),
+			"jti":     logValue(rej.TokenID),
+			"subject": logValue(rej.Subject),
+			"error":   logValue(rej.Err.Error()),
 			"repeats": repeats,
 		}).Log(logger.WarnLevel, msg)
 	})
+}
+
+// maxLogValue bounds the length of one logged value.
+const maxLogValue = 256
+
+// logValue makes an attacker-controlled value safe to log: values with
+// white space, quotes, '=' or non-printable characters are quoted with Go
+// escapes, so a rogue record cannot forge a log line or a field, and long
+// values are cut.
+func logValue(s string) string {
+	if len(s) > maxLogValue {
+		s = s[:maxLogValue] + "..."
+	}
+	for _, r := range s {
+		if r == '"' || r == '=' || r == '\\' || !unicode.IsPrint(r) || unicode.IsSpace(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
 }
 
 // limited calls write for the first occurrence of key, and after that at
