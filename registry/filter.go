@@ -29,10 +29,14 @@ func (r *Registry) filterService(svc *registry.Service) *registry.Service {
 		return nil
 	}
 
-	out := &registry.Service{Name: svc.Name, Version: svc.Version, Nodes: make([]*registry.Node, 0, len(svc.Nodes))}
-	verified, errs := r.opts.verifier.VerifyNodes(svc.Name, svc.Version, svc.Nodes)
+	// The node list is read once: go-micro's memory registry hands the same
+	// *Service to every watcher, and its registry cache appends to a watch
+	// result's node list in place.
+	nodes := svc.Nodes
+	out := &registry.Service{Name: svc.Name, Version: svc.Version, Nodes: make([]*registry.Node, 0, len(nodes))}
+	verified, errs := r.opts.verifier.VerifyNodes(svc.Name, svc.Version, nodes)
 	records := verified[:0]
-	for i, node := range svc.Nodes {
+	for i, node := range nodes {
 		if err := errs[i]; err != nil {
 			r.rejected(err)
 			if r.opts.mode == Permissive && node != nil {
