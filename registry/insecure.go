@@ -10,8 +10,9 @@ import (
 //
 // The go-micro consul and etcd plugins build a TLS configuration with
 // InsecureSkipVerify set when registry.Secure(true) is given without a
-// TLSConfig, and the kubernetes plugin always skips verification when
-// given a host. Anyone on the network path can then impersonate the
+// TLSConfig, and the kubernetes plugin skips verification when
+// given an address (in-cluster, it verifies with the service account's CA).
+// Anyone on the network path can then impersonate the
 // registry, which turns every lookup into the attacker's answer.
 func InsecureReason(inner registry.Registry) string {
 	if inner == nil {
@@ -24,15 +25,19 @@ func InsecureReason(inner registry.Registry) string {
 		return "its TLS config sets InsecureSkipVerify"
 	case o.Secure && o.TLSConfig == nil && (inner.String() == "consul" || inner.String() == "etcd"):
 		return "registry.Secure(true) without registry.TLSConfig makes the " + inner.String() + " plugin skip certificate verification"
-	case inner.String() == "kubernetes":
-		return "the go-micro kubernetes plugin skips certificate verification of the API server"
+	case inner.String() == "kubernetes" && len(o.Addrs) > 0:
+		return "the go-micro kubernetes plugin skips certificate verification of an API server given by address; run it in-cluster, where it verifies with the service account's CA"
 	}
 	return ""
 }
 
 func warnInsecure(inner registry.Registry, l logger.Logger) {
 	if reason := InsecureReason(inner); reason != "" {
+		fix := "give it a TLS config with a CA (MICRO_REGISTRY_TLS_CA_FILE)"
+		if inner.String() == "kubernetes" {
+			fix = "run the service in-cluster without an address"
+		}
 		l.Fields(map[string]any{"registry": inner.String(), "problem": reason}).
-			Log(logger.WarnLevel, "signet: the inner registry does not verify its server's certificate; give it a TLS config with a CA (MICRO_REGISTRY_TLS_CA_FILE)")
+			Log(logger.WarnLevel, "signet: the inner registry does not verify its server's certificate; "+fix)
 	}
 }
