@@ -22,8 +22,8 @@ func (r *Registry) filter(services []*registry.Service) []*registry.Service {
 
 // filterService returns a new service with the verified nodes of svc, or
 // nil when none verified. Endpoints and metadata are kept only when a
-// verified node signed exactly those; backends take them from whichever
-// record they read first, which may be a rogue one.
+// verified node signed exactly those, because backends take them from
+// whichever record they read first, which may be a rogue one.
 func (r *Registry) filterService(svc *registry.Service) *registry.Service {
 	if svc == nil {
 		return nil

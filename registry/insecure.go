@@ -13,7 +13,7 @@ import (
 // TLSConfig, and the kubernetes plugin skips verification when
 // given an address (in-cluster, it verifies with the service account's CA).
 // Anyone on the network path can then impersonate the
-// registry, which turns every lookup into the attacker's answer.
+// registry and return whatever nodes it likes from every lookup.
 func InsecureReason(inner registry.Registry) string {
 	if inner == nil {
 		return ""

@@ -46,10 +46,9 @@ type Record struct {
 	Expiry   time.Time
 
 	// EndpointsDigest and MetadataDigest are the digests of the service's
-	// endpoints and metadata that the node signed; compare them with
-	// record.DigestEndpoints and record.DigestMetadata of a service to
-	// learn whether its service-level fields are the ones this node
-	// registered.
+	// endpoints and metadata that the node signed. A service whose
+	// record.DigestEndpoints or record.DigestMetadata equals them carries
+	// the fields this node registered.
 	EndpointsDigest [32]byte
 	MetadataDigest  [32]byte
 }
@@ -195,10 +194,10 @@ type recordEntry struct {
 type metadataPair struct{ key, value string }
 
 // matches reports whether n is, field for field, the node that was
-// verified. The metadata is kept as a slice because ranging over it and
-// looking each key up in n's map costs about half of ranging over a map;
-// with equal lengths and unique keys, every stored pair present in n means
-// the two maps are equal.
+// verified. The metadata is kept as a slice, because ranging over a slice
+// and looking each key up in n's map costs about half as much as ranging
+// over a map. With equal lengths and unique keys, every stored pair being
+// present in n means the two maps are equal.
 func (e *recordEntry) matches(service, version string, n *registry.Node) bool {
 	if e.service != service || e.version != version || e.nodeID != n.Id || e.address != n.Address || len(e.metadata) != len(n.Metadata) {
 		return false
@@ -257,7 +256,8 @@ func (v *Verifier) VerifyNodes(service, version string, nodes []*registry.Node) 
 	return records, errs
 }
 
-// batch is what the verification of one service's nodes reads once.
+// batch holds the clock reading, trust bundle and revocation list that the
+// verification of one service version reads once.
 type batch struct {
 	now     time.Time
 	bundle  *Bundle
