@@ -1,9 +1,9 @@
 // Package filesource keeps a value parsed from a file current. It checks
-// the file's size and modification time at most once per interval, on
-// access, and parses it again when either changed. A file that disappears
-// or stops parsing leaves the last good value in use and logs an error
-// naming the file, so a bad deployment of a key or bundle does not take
-// a running service down.
+// the file's inode, size and modification time at most once per interval,
+// on access, and parses it again when any of them changed. A file that
+// disappears or stops parsing leaves the last good value in use and logs
+// an error naming the file, so a bad deployment of a key or bundle does
+// not take a running service down.
 package filesource
 
 import (
@@ -32,6 +32,7 @@ type Source[T any] struct {
 	nextCheck atomic.Int64 // Unix nanoseconds
 
 	mu      sync.Mutex
+	file    os.FileInfo // identifies the file for os.SameFile
 	size    int64
 	modTime time.Time
 	failed  string // the last error logged, to log each failure once
@@ -55,7 +56,7 @@ func Open[T any](path, what string, parse func([]byte) (T, error), log logger.Lo
 		return nil, err
 	}
 	s.current.Store(&v)
-	s.size, s.modTime = info.Size(), info.ModTime()
+	s.file, s.size, s.modTime = info, info.Size(), info.ModTime()
 	s.nextCheck.Store(s.now().Add(s.interval).UnixNano())
 	return s, nil
 }
@@ -93,7 +94,13 @@ func (s *Source[T]) reload() {
 		s.fail(fmt.Errorf("reading %s file: %w", s.what, err))
 		return
 	}
-	if info.Size() == s.size && info.ModTime().Equal(s.modTime) {
+	// Linux sets modification times from a clock that advances in steps
+	// of several milliseconds, so a file renamed over this one within a
+	// step with the same size would otherwise go unnoticed. A renamed
+	// file is a new inode, which os.SameFile detects.
+	// NOTE: a rewrite in place (same inode) of the same size within one
+	// such step is still missed until the file changes again.
+	if os.SameFile(info, s.file) && info.Size() == s.size && info.ModTime().Equal(s.modTime) {
 		return
 	}
 
@@ -103,7 +110,7 @@ func (s *Source[T]) reload() {
 		return
 	}
 	s.current.Store(&v)
-	s.size, s.modTime, s.failed = info.Size(), info.ModTime(), ""
+	s.file, s.size, s.modTime, s.failed = info, info.Size(), info.ModTime(), ""
 	s.log.Fields(map[string]any{"file": s.path}).Logf(logger.InfoLevel, "signet: reloaded %s", s.what)
 }
 
