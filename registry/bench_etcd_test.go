@@ -111,3 +111,7 @@ func BenchmarkEtcdWatchResult(b *testing.B) {
 	b.ReportMetric(float64(plainTime)/float64(b.N)/1e3, "plain-us/result")
 	b.ReportMetric(float64(signetTime)/float64(b.N)/1e3, "signet-us/result")
 }
+
+func etcdNewRegistry(addrs []string) registry.Registry {
+	return etcd.NewRegistry(registry.Addrs(addrs...), registry.Timeout(5*time.Second))
+}

@@ -25,6 +25,18 @@ type rejectionLog struct {
 
 	mu      sync.Mutex
 	entries map[string]*logEntry
+	budgets map[string]*logBudget // by service
+}
+
+// maxLinesPerService is how many rejection lines one service may produce
+// per interval. Rate limiting by node alone does not bound the log, since
+// an attacker can write any number of distinct rogue nodes.
+const maxLinesPerService = 100
+
+type logBudget struct {
+	until      time.Time
+	lines      int
+	suppressed int
 }
 
 type logEntry struct {
@@ -33,12 +45,15 @@ type logEntry struct {
 }
 
 func newRejectionLog(l logger.Logger, every time.Duration, now func() time.Time) *rejectionLog {
-	return &rejectionLog{log: l, every: every, now: now, entries: map[string]*logEntry{}}
+	return &rejectionLog{log: l, every: every, now: now, entries: map[string]*logEntry{}, budgets: map[string]*logBudget{}}
 }
 
 func (l *rejectionLog) rejected(rej *verify.Rejection, reason string, mode Mode) {
-	key := rej.Service + "\x00" + rej.Version + "\x00" + rej.NodeID + "\x00" + rej.Address + "\x00" + reason
+	key := truncateKey(rej.Service) + "\x00" + truncateKey(rej.Version) + "\x00" + truncateKey(rej.NodeID) + "\x00" + truncateKey(rej.Address) + "\x00" + reason
 	l.limited(key, func(repeats int) {
+		if !l.spend(rej.Service) {
+			return
+		}
 		msg := "signet: node rejected"
 		if mode == Permissive {
 			msg = "signet: node failed verification; passed on in permissive mode"
@@ -56,6 +71,52 @@ func (l *rejectionLog) rejected(rej *verify.Rejection, reason string, mode Mode)
 			"repeats": repeats,
 		}).Log(logger.WarnLevel, msg)
 	})
+}
+
+// spend reports whether service may log one more rejection line in this
+// interval. When a new interval starts, it first logs how many lines the
+// last one suppressed.
+func (l *rejectionLog) spend(service string) bool {
+	now := l.now()
+	key := truncateKey(service)
+
+	l.mu.Lock()
+	b, ok := l.budgets[key]
+	if !ok {
+		if len(l.budgets) >= maxLogKeys {
+			l.budgets = map[string]*logBudget{}
+		}
+		b = &logBudget{}
+		l.budgets[key] = b
+	}
+	suppressed := 0
+	if !now.Before(b.until) {
+		suppressed = b.suppressed
+		*b = logBudget{until: now.Add(l.every)}
+	}
+	b.lines++
+	allowed := b.lines <= maxLinesPerService
+	if !allowed {
+		b.suppressed++
+	}
+	l.mu.Unlock()
+
+	if suppressed > 0 {
+		l.log.Fields(map[string]any{"service": logValue(service), "suppressed": suppressed}).
+			Log(logger.WarnLevel, "signet: more rejected nodes than the per-service log limit; the rest were counted, not logged")
+	}
+	return allowed
+}
+
+// maxKeyPart bounds each attacker-chosen part of a rate-limit key, so that
+// the table stays small however long the ids in rogue records are.
+const maxKeyPart = 128
+
+func truncateKey(s string) string {
+	if len(s) > maxKeyPart {
+		return s[:maxKeyPart]
+	}
+	return s
 }
 
 // maxLogValue bounds the length of one logged value.

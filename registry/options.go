@@ -43,6 +43,7 @@ type options struct {
 	mode       Mode
 	serveStale time.Duration
 	logEvery   time.Duration
+	sweepEvery time.Duration
 	now        func() time.Time
 }
 
@@ -94,6 +95,18 @@ func WithServeStale(d time.Duration) Option {
 // minute.
 func WithLogInterval(d time.Duration) Option {
 	return func(o *options) { o.logEvery = d }
+}
+
+// DefaultSweepInterval is how often each watcher checks the nodes handed out
+// earlier, to withdraw those that stopped verifying.
+const DefaultSweepInterval = time.Second
+
+// WithSweepInterval sets how often each watcher checks the verified nodes
+// it and GetService handed out and sends a delete result for each one that
+// no longer verifies (expired record, revoked identity, issuer key removed
+// from the trust bundle). The default is [DefaultSweepInterval].
+func WithSweepInterval(d time.Duration) Option {
+	return func(o *options) { o.sweepEvery = d }
 }
 
 // WithClock sets the clock used for serve-stale windows and log rate

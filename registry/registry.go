@@ -23,8 +23,9 @@ type Registry struct {
 	opts  options
 	err   error // a configuration error, returned from every call
 
-	log   *rejectionLog
-	stale *staleView
+	log    *rejectionLog
+	stale  *staleView
+	passed *passedNodes
 }
 
 var _ registry.Registry = (*Registry)(nil)
@@ -45,7 +46,7 @@ func New(inner registry.Registry, opts ...Option) (*Registry, error) {
 // return here, but fails every later call with that error, so nothing
 // is ever registered or discovered unverified.
 func Wrap(inner registry.Registry, opts ...Option) *Registry {
-	o := options{mode: Enforce, logEvery: time.Minute, now: time.Now, logger: logger.DefaultLogger}
+	o := options{mode: Enforce, logEvery: time.Minute, sweepEvery: DefaultSweepInterval, now: time.Now, logger: logger.DefaultLogger}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -54,6 +55,7 @@ func Wrap(inner registry.Registry, opts ...Option) *Registry {
 	r.err = r.check()
 	r.log = newRejectionLog(o.logger, o.logEvery, o.now)
 	r.stale = newStaleView(o.serveStale, o.now)
+	r.passed = newPassedNodes()
 	if r.err == nil {
 		warnInsecure(inner, o.logger)
 	}
@@ -73,6 +75,8 @@ func (r *Registry) check() error {
 		return fmt.Errorf("registry: serve-stale window %v is outside 0 to %v", o.serveStale, MaxServeStale)
 	case o.logEvery <= 0:
 		return fmt.Errorf("registry: log interval %v is not positive", o.logEvery)
+	case o.sweepEvery <= 0:
+		return fmt.Errorf("registry: sweep interval %v is not positive", o.sweepEvery)
 	case o.now == nil || o.logger == nil:
 		return errors.New("registry: the clock or the logger is nil")
 	}
@@ -200,6 +204,9 @@ func (r *Registry) GetService(name string, opts ...registry.GetOption) ([]*regis
 		return nil, registry.ErrNotFound
 	}
 	r.stale.replace(name, verified)
+	if r.opts.mode == Enforce {
+		r.passed.replace(name, verified)
+	}
 	return verified, nil
 }
 
@@ -222,7 +229,12 @@ func (r *Registry) Watch(opts ...registry.WatchOption) (registry.Watcher, error)
 	if err != nil {
 		return nil, err
 	}
-	return &watcher{inner: w, r: r}, nil
+
+	var wo registry.WatchOptions
+	for _, o := range opts {
+		o(&wo)
+	}
+	return newWatcher(r, w, wo.Service), nil
 }
 
 func (r *Registry) observeDuration(op string, d time.Duration) {

@@ -130,6 +130,21 @@ func (v *staleView) applyDelete(s *staleService, svc *registry.Service) {
 	cur.Nodes = kept
 }
 
+// withdraw removes nodes that stopped verifying, so that serve-stale never
+// answers with them.
+func (v *staleView) withdraw(svc *registry.Service) {
+	if v.window == 0 {
+		return
+	}
+
+	v.mu.Lock()
+	defer v.mu.Unlock()
+
+	if s, ok := v.services[svc.Name]; ok {
+		v.applyDelete(s, svc)
+	}
+}
+
 // serve returns copies of the last verified versions of name, when they
 // were verified within the window.
 func (v *staleView) serve(name string) []*registry.Service {

@@ -1,53 +1,212 @@
 package registry
 
 import (
+	"sync"
 	"time"
 
+	"go-micro.dev/v4/logger"
 	"go-micro.dev/v4/registry"
+
+	"github.com/signet-micro/signet/verify"
 )
 
 // watcher filters the results of an inner watcher. go-micro's selector
 // cache applies a create or update result by replacing the nodes with the
 // same ids and keeping the others, so an unfiltered result would put a
 // rogue node into the cache after GetService kept it out.
+//
+// It also withdraws nodes: once per sweep interval it checks the nodes the
+// wrapper has handed out for this watcher's service, and sends a delete
+// result for each one that no longer verifies, because go-micro's cache
+// would otherwise keep serving it.
 type watcher struct {
-	inner registry.Watcher
-	r     *Registry
+	inner   registry.Watcher
+	r       *Registry
+	service string // the watched service, or "" for all
+
+	results chan innerResult
+	stop    chan struct{}
+	once    sync.Once
+	ticker  *time.Ticker
+
+	pending   []*registry.Result
+	withdrawn map[versionKey]map[string]*registry.Node // by node id
 }
 
-// Next returns the next result with only its verified nodes. Results that
-// keep no node are skipped, so a result that only adds rogue nodes never
-// reaches the caller. Deletions pass, unless serve-stale holds back the
-// deletion of a service's last verified nodes.
-func (w *watcher) Next() (*registry.Result, error) {
+type innerResult struct {
+	res *registry.Result
+	err error
+}
+
+func newWatcher(r *Registry, inner registry.Watcher, service string) *watcher {
+	w := &watcher{
+		inner:     inner,
+		r:         r,
+		service:   service,
+		results:   make(chan innerResult),
+		stop:      make(chan struct{}),
+		ticker:    time.NewTicker(r.opts.sweepEvery),
+		withdrawn: map[versionKey]map[string]*registry.Node{},
+	}
+	go w.read()
+	return w
+}
+
+// read forwards the inner watcher's results until it fails or Stop is
+// called.
+func (w *watcher) read() {
 	for {
 		res, err := w.inner.Next()
+		select {
+		case w.results <- innerResult{res, err}:
+		case <-w.stop:
+			return
+		}
 		if err != nil {
-			return nil, err
+			return
 		}
-		if res == nil || res.Service == nil {
-			continue
-		}
-
-		if res.Action == "delete" {
-			if w.r.stale.holdDelete(res.Service) {
-				w.r.servedStale(res.Service.Name, "watch")
-				continue
-			}
-			return res, nil
-		}
-
-		start := time.Now()
-		svc := w.r.filterService(res.Service)
-		w.r.observeDuration("watch", time.Since(start))
-		if svc == nil {
-			continue
-		}
-
-		w.r.stale.add(svc)
-		return &registry.Result{Action: res.Action, Service: svc}, nil
 	}
 }
 
-// Stop stops the inner watcher.
-func (w *watcher) Stop() { w.inner.Stop() }
+// Next returns the next result with only its verified nodes, or a delete
+// result that withdraws nodes which stopped verifying. Results that keep no
+// node are skipped, so a result that only adds rogue nodes never reaches
+// the caller. Deletions pass, unless serve-stale holds back the deletion of
+// a service's last verified nodes.
+func (w *watcher) Next() (*registry.Result, error) {
+	for {
+		if len(w.pending) > 0 {
+			res := w.pending[0]
+			w.pending = w.pending[1:]
+			return res, nil
+		}
+
+		select {
+		case <-w.stop:
+			return nil, registry.ErrWatcherStopped
+		case <-w.ticker.C:
+			w.pending = w.sweep()
+		case in := <-w.results:
+			if in.err != nil {
+				return nil, in.err
+			}
+			if res := w.filter(in.res); res != nil {
+				return res, nil
+			}
+		}
+	}
+}
+
+// Stop stops the inner watcher. Next then returns registry.ErrWatcherStopped.
+func (w *watcher) Stop() {
+	w.once.Do(func() {
+		close(w.stop)
+		w.ticker.Stop()
+		w.inner.Stop()
+	})
+}
+
+func (w *watcher) filter(res *registry.Result) *registry.Result {
+	if res == nil || res.Service == nil {
+		return nil
+	}
+
+	if res.Action == "delete" {
+		svc := withoutNilNodes(res.Service)
+		if svc == nil {
+			return nil
+		}
+		if w.r.stale.holdDelete(svc) {
+			w.r.servedStale(svc.Name, "watch")
+			return nil
+		}
+		w.r.passed.remove(svc)
+		return &registry.Result{Action: res.Action, Service: svc}
+	}
+
+	start := time.Now()
+	svc := w.r.filterService(res.Service)
+	w.r.observeDuration("watch", time.Since(start))
+	if svc == nil {
+		return nil
+	}
+
+	w.r.stale.add(svc)
+	if w.r.opts.mode == Enforce {
+		w.r.passed.add(svc)
+	}
+	return &registry.Result{Action: res.Action, Service: svc}
+}
+
+// sweep returns delete results for the nodes of this watcher's service that
+// were handed out verified and no longer verify, each node once.
+func (w *watcher) sweep() []*registry.Result {
+	if w.r.opts.mode != Enforce {
+		return nil
+	}
+
+	var out []*registry.Result
+	now := w.r.opts.now()
+	for _, svc := range w.r.passed.snapshot(w.service) {
+		key := versionKey{svc.Name, svc.Version}
+		_, errs := w.r.opts.verifier.VerifyNodes(svc.Name, svc.Version, svc.Nodes)
+
+		var gone []*registry.Node
+		for i, n := range svc.Nodes {
+			if errs[i] == nil {
+				continue
+			}
+			w.r.passed.failed(svc.Name, svc.Version, n, now)
+			if w.withdrawn[key][n.Id] == n {
+				continue
+			}
+			if w.withdrawn[key] == nil {
+				w.withdrawn[key] = map[string]*registry.Node{}
+			}
+			w.withdrawn[key][n.Id] = n
+			gone = append(gone, n)
+			w.r.withdrawnNode(svc, n, errs[i])
+		}
+		if len(gone) > 0 {
+			del := &registry.Service{Name: svc.Name, Version: svc.Version, Nodes: gone}
+			w.r.stale.withdraw(del)
+			out = append(out, &registry.Result{Action: "delete", Service: del})
+		}
+	}
+	return out
+}
+
+// withoutNilNodes returns svc without its nil nodes, or nil when it had
+// nodes and all were nil: go-micro's cache dereferences every node of a
+// delete result, and a backend record can hold a null node.
+func withoutNilNodes(svc *registry.Service) *registry.Service {
+	nodes := svc.Nodes
+	kept := make([]*registry.Node, 0, len(nodes))
+	for _, n := range nodes {
+		if n != nil {
+			kept = append(kept, n)
+		}
+	}
+	if len(kept) == len(nodes) {
+		return svc
+	}
+	if len(kept) == 0 {
+		return nil
+	}
+	c := *svc
+	c.Nodes = kept
+	return &c
+}
+
+func (r *Registry) withdrawnNode(svc *registry.Service, n *registry.Node, err error) {
+	r.log.limited("withdrawn\x00"+svc.Name+"\x00"+svc.Version+"\x00"+truncateKey(n.Id), func(repeats int) {
+		r.opts.logger.Fields(map[string]any{
+			"service": logValue(svc.Name),
+			"version": logValue(svc.Version),
+			"node":    logValue(n.Id),
+			"address": logValue(n.Address),
+			"reason":  verify.Reason(err),
+			"error":   logValue(err.Error()),
+		}).Log(logger.WarnLevel, "signet: node no longer verifies; withdrawn from watchers")
+	})
+}

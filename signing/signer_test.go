@@ -407,3 +407,27 @@ func TestSignedRecordVerifiesUnderAllowedPattern(t *testing.T) {
 		t.Fatalf("record under the bare prefix err = %v, want ErrNotAllowed", err)
 	}
 }
+
+func TestSignRejectsInvalidUTF8(t *testing.T) {
+	clock := testid.NewClock(time.Unix(1_800_000_000, 0))
+	issuer := testid.NewIssuer(t, clock.Now)
+	creds := issuer.Node(t, "greeter", []string{"greeter"}, nil, time.Hour)
+	signer := testid.Signer(t, creds, clock.Now, signing.WithMetadataLimits(signing.VerifierLimits))
+
+	for name, md := range map[string]map[string]string{
+		"value": {"label": "caf\xe9"},
+		"key":   {"caf\xe9": "x"},
+	} {
+		svc := testid.Service("greeter", "greeter-1", "127.0.0.1:9000")
+		for k, v := range md {
+			svc.Nodes[0].Metadata[k] = v
+		}
+		_, _, err := signer.Sign(svc)
+		if !errors.Is(err, signing.ErrInvalidService) {
+			t.Errorf("%s: Sign err = %v, want ErrInvalidService", name, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "UTF-8") {
+			t.Errorf("%s: error %q does not say UTF-8", name, err)
+		}
+	}
+}

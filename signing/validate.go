@@ -70,6 +70,13 @@ func (l MetadataLimits) Check(service, nodeID string, md map[string]string) erro
 			return fmt.Errorf("signing: %w: service %q node %q: metadata value of key %q is %d characters, more than the limit of %d",
 				ErrInvalidService, service, nodeID, k, len(v), l.MaxValueLen)
 		}
+
+		// Every backend stores metadata as JSON, which replaces invalid
+		// UTF-8 with U+FFFD, so such a record would never verify again.
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return fmt.Errorf("signing: %w: service %q node %q: metadata key %q or its value is not valid UTF-8, which backends rewrite; encode binary values as base64",
+				ErrInvalidService, service, nodeID, k)
+		}
 	}
 	if total > record.MaxMetadataBytes {
 		return fmt.Errorf("signing: %w: service %q node %q has %d bytes of metadata, more than the %d bytes a verifier processes",

@@ -112,3 +112,33 @@ func TestFileRevocationsReload(t *testing.T) {
 		t.Errorf("log does not name the broken file:\n%s", logs)
 	}
 }
+
+func TestFileRevocationsEmptiedKeepsList(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "revocations.txt")
+	if err := os.WriteFile(path, []byte("jti leaked-1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src, err := verify.NewFileRevocations(path, (&testid.LogBuffer{}).Logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.SetInterval(0)
+
+	// A rewrite caught halfway leaves the file empty for a moment.
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	list, _ := src.Revocations()
+	if !list.Revoked("leaked-1", "") {
+		t.Fatal("an emptied revocation file lifted the revocation of leaked-1")
+	}
+
+	// A comment line is an explicit empty list.
+	if err := os.WriteFile(path, []byte("# no revocations\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	list, _ = src.Revocations()
+	if list.Revoked("leaked-1", "") {
+		t.Fatal("a revocation file with only a comment still revokes leaked-1")
+	}
+}

@@ -1,6 +1,8 @@
 package verify
 
 import (
+	"bytes"
+	"errors"
 	"time"
 
 	"go-micro.dev/v4/logger"
@@ -37,13 +39,26 @@ type FileRevocations struct {
 	src *filesource.Source[*Revocations]
 }
 
-// NewFileRevocations opens a revocation list file.
+// NewFileRevocations opens a revocation list file. A file that becomes
+// empty (no bytes but white space) while the list in use has entries is
+// taken for a rewrite caught halfway, not for the lifting of every
+// revocation: the last list stays in use and an error is logged. To lift
+// them all, leave a comment line in the file.
 func NewFileRevocations(path string, log logger.Logger) (*FileRevocations, error) {
-	src, err := filesource.Open(path, "revocation list", ParseRevocations, log)
+	f := &FileRevocations{}
+	parse := func(data []byte) (*Revocations, error) {
+		if f.src != nil && len(bytes.TrimSpace(data)) == 0 && f.src.Current().Len() > 0 {
+			return nil, errors.New("the file is empty, and the list in use has entries; to lift every revocation, leave a comment line such as \"# no revocations\"")
+		}
+		return ParseRevocations(data)
+	}
+
+	src, err := filesource.Open(path, "revocation list", parse, log)
 	if err != nil {
 		return nil, err
 	}
-	return &FileRevocations{src: src}, nil
+	f.src = src
+	return f, nil
 }
 
 // Revocations returns the current list.

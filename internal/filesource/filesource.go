@@ -76,6 +76,9 @@ func (s *Source[T]) Get() T {
 	return *s.current.Load()
 }
 
+// Current returns the value in use without checking the file.
+func (s *Source[T]) Current() T { return *s.current.Load() }
+
 // Path returns the file's path.
 func (s *Source[T]) Path() string { return s.path }
 

@@ -1,0 +1,166 @@
+package registry
+
+import (
+	"sync"
+	"time"
+
+	"go-micro.dev/v4/registry"
+)
+
+// passedNodes remembers the verified nodes that the wrapper has handed to
+// callers, per service version, so that watchers can withdraw a node once
+// it stops verifying: its record expired, its identity was revoked, or its
+// issuer key left the trust bundle. go-micro's registry cache keeps a node
+// until a delete result names it, and serves its copy when a lookup fails,
+// so without a withdrawal such a node would stay selectable for as long as
+// watch events keep refreshing the cache.
+type passedNodes struct {
+	mu       sync.Mutex
+	versions map[versionKey]*passedVersion
+}
+
+type versionKey struct{ service, version string }
+
+type passedVersion struct {
+	nodes []*registry.Node
+
+	// failedSince records when each node id first failed a sweep, so that
+	// it is forgotten once every watcher has had time to withdraw it.
+	failedSince map[string]time.Time
+}
+
+// maxPassedVersions bounds the number of service versions tracked; past it,
+// new versions are not tracked and the caller's cache refreshes them only
+// through its own lookups.
+const maxPassedVersions = 10000
+
+// forgetFailedAfter is how long a node that failed a sweep stays tracked, so
+// that every watcher, sweeping once per interval, withdraws it.
+const forgetFailedAfter = 10 * time.Minute
+
+func newPassedNodes() *passedNodes {
+	return &passedNodes{versions: map[versionKey]*passedVersion{}}
+}
+
+// replace records the result of a lookup: the versions of name and their
+// verified nodes, replacing what was known of name.
+func (p *passedNodes) replace(name string, services []*registry.Service) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+
+	for k := range p.versions {
+		if k.service == name {
+			delete(p.versions, k)
+		}
+	}
+	for _, svc := range services {
+		p.set(versionKey{name, svc.Version}, &passedVersion{nodes: svc.Nodes})
+	}
+}
+
+// add records the verified nodes of a create or update watch result,
+// replacing earlier nodes with the same ids.
+func (p *passedNodes) add(svc *registry.Service) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+
+	key := versionKey{svc.Name, svc.Version}
+	cur, ok := p.versions[key]
+	if !ok {
+		p.set(key, &passedVersion{nodes: append([]*registry.Node(nil), svc.Nodes...)})
+		return
+	}
+
+	merged := append([]*registry.Node(nil), svc.Nodes...)
+	for _, n := range cur.nodes {
+		if !hasNode(svc, n.Id) {
+			merged = append(merged, n)
+		}
+	}
+	cur.nodes = merged
+	for _, n := range svc.Nodes {
+		delete(cur.failedSince, n.Id)
+	}
+}
+
+// remove forgets the nodes of a delete result. A result without nodes
+// removes the whole version, as go-micro's cache does.
+func (p *passedNodes) remove(svc *registry.Service) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+
+	key := versionKey{svc.Name, svc.Version}
+	cur, ok := p.versions[key]
+	if !ok {
+		return
+	}
+	if len(svc.Nodes) == 0 {
+		delete(p.versions, key)
+		return
+	}
+
+	kept := make([]*registry.Node, 0, len(cur.nodes))
+	for _, n := range cur.nodes {
+		if !hasNode(svc, n.Id) {
+			kept = append(kept, n)
+		}
+	}
+	cur.nodes = kept
+}
+
+func (p *passedNodes) set(key versionKey, v *passedVersion) {
+	if _, ok := p.versions[key]; !ok && len(p.versions) >= maxPassedVersions {
+		return
+	}
+	p.versions[key] = v
+}
+
+// snapshot returns copies of the tracked versions of service, or of every
+// service when service is empty.
+func (p *passedNodes) snapshot(service string) []*registry.Service {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+
+	var out []*registry.Service
+	for k, v := range p.versions {
+		if service != "" && k.service != service {
+			continue
+		}
+		out = append(out, &registry.Service{Name: k.service, Version: k.version, Nodes: append([]*registry.Node(nil), v.nodes...)})
+	}
+	return out
+}
+
+// failed notes that node failed a sweep at now, and forgets it when it has
+// been failing for longer than forgetFailedAfter. The node is forgotten only
+// if it is still the tracked node for its id: a renewed record for the same
+// id replaces it.
+func (p *passedNodes) failed(service, version string, node *registry.Node, now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+
+	cur, ok := p.versions[versionKey{service, version}]
+	if !ok {
+		return
+	}
+	if cur.failedSince == nil {
+		cur.failedSince = map[string]time.Time{}
+	}
+	since, seen := cur.failedSince[node.Id]
+	if !seen {
+		cur.failedSince[node.Id] = now
+		return
+	}
+	if now.Sub(since) < forgetFailedAfter {
+		return
+	}
+
+	kept := cur.nodes[:0:0]
+	for _, n := range cur.nodes {
+		if n != node {
+			kept = append(kept, n)
+		}
+	}
+	cur.nodes = kept
+	delete(cur.failedSince, node.Id)
+}

@@ -1,0 +1,217 @@
+package registry_test
+
+import (
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go-micro.dev/v4/registry"
+	"go-micro.dev/v4/registry/cache"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/signet-micro/signet/internal/testid"
+	"github.com/signet-micro/signet/internal/testserver"
+	signet "github.com/signet-micro/signet/registry"
+	"github.com/signet-micro/signet/verify"
+)
+
+// switchableRevocations is a verify.RevocationSource whose list a test
+// replaces, as a reloaded revocation file would.
+type switchableRevocations struct{ list atomic.Pointer[verify.Revocations] }
+
+func (s *switchableRevocations) Revocations() (*verify.Revocations, error) {
+	return s.list.Load(), nil
+}
+
+// withdrawEnv is two genuine greeter nodes with identities of their own, in
+// a memory registry wrapped by signet, read through go-micro's registry
+// cache the way the selector reads it.
+type withdrawEnv struct {
+	clock       *testid.Clock
+	inner       registry.Registry
+	reg         *signet.Registry
+	cache       cache.Cache
+	revocations *switchableRevocations
+	tokenIDs    map[string]string // by node id
+}
+
+func newWithdrawEnv(t *testing.T, opts ...signet.Option) *withdrawEnv {
+	t.Helper()
+	clock := testid.NewClock(time.Now())
+	issuer := testid.NewIssuer(t, clock.Now)
+	e := &withdrawEnv{clock: clock, inner: registry.NewMemoryRegistry(), revocations: &switchableRevocations{}, tokenIDs: map[string]string{}}
+	e.revocations.list.Store(verify.NewRevocations(nil, nil))
+
+	for _, id := range []string{"greeter-1", "greeter-2"} {
+		creds := issuer.Node(t, id, []string{"greeter"}, nil, time.Hour)
+		e.tokenIDs[id] = creds.Claims.ID
+		signer := issuer.Wrap(t, e.inner, creds, clock.Now)
+		if err := signer.Register(testid.Service("greeter", id, "127.0.0.1:900"+id[len(id)-1:])); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	verifier := issuer.Verifier(t, clock.Now, verify.WithRevocations(e.revocations))
+	all := append([]signet.Option{
+		signet.WithVerifier(verifier),
+		signet.WithClock(clock.Now),
+		signet.WithSweepInterval(20 * time.Millisecond),
+		signet.WithLogger((&testid.LogBuffer{}).Logger()),
+	}, opts...)
+	reg, err := signet.New(e.inner, all...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.reg = reg
+	e.cache = cache.New(reg, cache.WithTTL(time.Hour))
+	t.Cleanup(e.cache.Stop)
+	return e
+}
+
+// cachedIDs returns the node ids the cache serves for greeter, or nil.
+func (e *withdrawEnv) cachedIDs() []string {
+	services, err := e.cache.GetService("greeter")
+	if err != nil {
+		return nil
+	}
+	return nodeIDs(services)
+}
+
+// waitCached polls the cache until it serves exactly want, for at most 5 s.
+func (e *withdrawEnv) waitCached(t *testing.T, want string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := strings.Join(e.cachedIDs(), ",")
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cache serves nodes %q, want %q", got, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestWithdrawRevokedFromCache(t *testing.T) {
+	e := newWithdrawEnv(t)
+	e.waitCached(t, "greeter-1,greeter-2")
+
+	e.revocations.list.Store(verify.NewRevocations([]string{e.tokenIDs["greeter-2"]}, nil))
+	e.waitCached(t, "greeter-1")
+
+	// The cache's own lookup agrees, so nothing brings the node back.
+	services, err := e.reg.GetService("greeter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids := nodeIDs(services); len(ids) != 1 || ids[0] != "greeter-1" {
+		t.Fatalf("GetService after revocation = %v, want [greeter-1]", ids)
+	}
+}
+
+func TestWithdrawLastNodesFromCache(t *testing.T) {
+	e := newWithdrawEnv(t)
+	e.waitCached(t, "greeter-1,greeter-2")
+
+	// go-micro's cache answers with its stale copy when a lookup fails, so
+	// only a withdrawal removes the last nodes once they stop verifying.
+	e.revocations.list.Store(verify.NewRevocations([]string{e.tokenIDs["greeter-1"], e.tokenIDs["greeter-2"]}, nil))
+	e.waitCached(t, "")
+
+	if _, err := e.reg.GetService("greeter"); !errors.Is(err, registry.ErrNotFound) {
+		t.Fatalf("GetService after revoking every node: err = %v, want ErrNotFound", err)
+	}
+}
+
+func TestWithdrawExpiredFromCache(t *testing.T) {
+	e := newWithdrawEnv(t)
+	e.waitCached(t, "greeter-1,greeter-2")
+
+	// Nobody re-registers: both records pass their expiry.
+	e.clock.Advance(2 * time.Hour)
+	e.waitCached(t, "")
+}
+
+func TestWithdrawSkipsRenewedRecord(t *testing.T) {
+	e := newWithdrawEnv(t, signet.WithSweepInterval(10*time.Millisecond))
+	e.waitCached(t, "greeter-1,greeter-2")
+
+	// A revocation of nothing leaves both nodes; several sweeps run.
+	time.Sleep(100 * time.Millisecond)
+	if got := strings.Join(e.cachedIDs(), ","); got != "greeter-1,greeter-2" {
+		t.Fatalf("cache serves %q after sweeps with nothing revoked, want both nodes", got)
+	}
+}
+
+func TestWatchNilNodeDelete(t *testing.T) {
+	server := testserver.StartEtcd(t, testserver.EtcdOptions{})
+	inner := etcdTestRegistry(t, server)
+	clock := testid.NewClock(time.Now())
+	issuer := testid.NewIssuer(t, clock.Now)
+	creds := issuer.Node(t, "greeter", []string{"greeter"}, nil, time.Hour)
+	signer := issuer.Wrap(t, inner, creds, clock.Now)
+	if err := signer.Register(testid.Service("greeter", "greeter-1", "127.0.0.1:9001"), registry.RegisterTTL(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+
+	reg := issuer.Wrap(t, inner, nil, clock.Now, signet.WithServeStale(time.Minute), signet.WithLogger((&testid.LogBuffer{}).Logger()))
+	c := cache.New(reg, cache.WithTTL(time.Hour))
+	t.Cleanup(c.Stop)
+	if _, err := c.GetService("greeter"); err != nil {
+		t.Fatal(err)
+	}
+
+	// registerUntilCached registers fresh node ids until one shows up in the
+	// cache, which proves the cache's watch delivers results.
+	attempt := 0
+	registerUntilCached := func(what string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			attempt++
+			id := "greeter-probe-" + string(rune('a'+attempt%26)) + time.Now().Format("150405.000000")
+			if err := signer.Register(testid.Service("greeter", id, "127.0.0.1:9002"), registry.RegisterTTL(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; i < 20; i++ {
+				services, err := c.GetService("greeter")
+				if err == nil && strings.Contains(strings.Join(nodeIDs(services), ","), id) {
+					return
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		t.Fatalf("no registration reached the cache through its watch %s", what)
+	}
+	registerUntilCached("before the attack")
+
+	// An attacker writes a record whose only node is null, then deletes it.
+	// The delete result must not reach go-micro's cache with a nil node,
+	// which would crash the cache's goroutine and the process.
+	client, err := clientv3.New(server.ClientConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	ctx := t.Context()
+	if _, err := client.Put(ctx, "/micro/registry/greeter/rogue", `{"name":"greeter","version":"latest","nodes":[null]}`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Delete(ctx, "/micro/registry/greeter/rogue"); err != nil {
+		t.Fatal(err)
+	}
+
+	registerUntilCached("after the null-node delete")
+}
+
+func etcdTestRegistry(t *testing.T, server *testserver.Etcd) registry.Registry {
+	t.Helper()
+	addrs := make([]string, len(server.Endpoints))
+	for i, e := range server.Endpoints {
+		addrs[i] = strings.TrimPrefix(e, "http://")
+	}
+	return etcdNewRegistry(addrs)
+}
