@@ -19,7 +19,9 @@ import (
 
 // switchableRevocations is a verify.RevocationSource whose list a test
 // replaces, as a reloaded revocation file would.
-type switchableRevocations struct{ list atomic.Pointer[verify.Revocations] }
+type switchableRevocations struct {
+	list atomic.Pointer[verify.Revocations]
+}
 
 func (s *switchableRevocations) Revocations() (*verify.Revocations, error) {
 	return s.list.Load(), nil
