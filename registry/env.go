@@ -2,6 +2,7 @@ package registry
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	"go-micro.dev/v4/logger"
@@ -35,8 +36,19 @@ const (
 // that only discovers services needs only MICRO_REGISTRY_TRUST_BUNDLE; one
 // that registers needs MICRO_REGISTRY_SIGNING_KEY and
 // MICRO_REGISTRY_IDENTITY_TOKEN too. opts apply after the environment.
+//
+// It logs a warning for each MICRO_REGISTRY_* variable that nothing reads,
+// because a misspelt name would otherwise turn a setting off silently.
 func FromEnv(inner registry.Registry, opts ...Option) (*Registry, error) {
-	return FromLookup(envconf.Env, inner, opts...)
+	r, err := FromLookup(envconf.Env, inner, opts...)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range envconf.Unknown(os.Environ()) {
+		r.opts.logger.Fields(map[string]any{"variable": name}).
+			Log(logger.WarnLevel, "signet: ignoring an unknown MICRO_REGISTRY_ variable; check its spelling against the README's configuration table")
+	}
+	return r, nil
 }
 
 // FromLookup is [FromEnv] with the variables read through lookup, which

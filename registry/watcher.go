@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"errors"
 	"sync"
 	"time"
 
@@ -112,7 +113,7 @@ func (w *watcher) filter(res *registry.Result) *registry.Result {
 	}
 
 	if res.Action == "delete" {
-		svc := withoutNilNodes(res.Service)
+		svc := w.r.deletableNodes(withoutNilNodes(res.Service))
 		if svc == nil {
 			return nil
 		}
@@ -176,10 +177,79 @@ func (w *watcher) sweep() []*registry.Result {
 	return out
 }
 
+// forgedDeletion lists the reasons that show a deleted record was never a
+// genuine one. A genuine record that expired or was revoked may be deleted.
+var forgedDeletion = []error{
+	verify.ErrUnsigned, verify.ErrMalformed, verify.ErrBadSignature, verify.ErrNotAllowed,
+	verify.ErrTokenMalformed, verify.ErrTokenSignature, verify.ErrAlgorithmNotAllowed,
+	verify.ErrUnknownKeyID, verify.ErrConfirmation, verify.ErrAudience, verify.ErrIssuer,
+}
+
+// deletableNodes returns svc without the nodes whose deletion comes from a
+// forged record, or nil when that leaves none of the nodes it had. An
+// attacker who writes a record under the id of a genuine node and then
+// deletes it would otherwise make every watcher drop the genuine node,
+// while the genuine record stays in the backend where an audit finds
+// nothing wrong. The etcd and consul plugins put the deleted record itself
+// in a delete result, so a genuine deletion carries a record that
+// verifies. Other backends (go-micro's memory registry passes on the
+// Deregister argument, which has no metadata) pass deletions unchecked.
+func (r *Registry) deletableNodes(svc *registry.Service) *registry.Service {
+	if svc == nil || len(svc.Nodes) == 0 || r.opts.mode != Enforce {
+		return svc
+	}
+	if kind := r.inner.String(); kind != "etcd" && kind != "consul" {
+		return svc
+	}
+
+	_, errs := r.opts.verifier.VerifyNodes(svc.Name, svc.Version, svc.Nodes)
+	kept := make([]*registry.Node, 0, len(svc.Nodes))
+	for i, n := range svc.Nodes {
+		if isForged(errs[i]) {
+			r.ignoredDeletion(svc, n, errs[i])
+			continue
+		}
+		kept = append(kept, n)
+	}
+	if len(kept) == len(svc.Nodes) {
+		return svc
+	}
+	if len(kept) == 0 {
+		return nil
+	}
+	c := *svc
+	c.Nodes = kept
+	return &c
+}
+
+func isForged(err error) bool {
+	for _, reason := range forgedDeletion {
+		if errors.Is(err, reason) {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Registry) ignoredDeletion(svc *registry.Service, n *registry.Node, err error) {
+	r.log.limited("deletion\x00"+truncateKey(svc.Name)+"\x00"+truncateKey(n.Id), func(repeats int) {
+		r.opts.logger.Fields(map[string]any{
+			"service": logValue(svc.Name),
+			"version": logValue(svc.Version),
+			"node":    logValue(n.Id),
+			"reason":  verify.Reason(err),
+			"repeats": repeats,
+		}).Log(logger.WarnLevel, "signet: ignored the deletion of a record that never verified")
+	})
+}
+
 // withoutNilNodes returns svc without its nil nodes, or nil when it had
 // nodes and all were nil: go-micro's cache dereferences every node of a
 // delete result, and a backend record can hold a null node.
 func withoutNilNodes(svc *registry.Service) *registry.Service {
+	if svc == nil {
+		return nil
+	}
 	nodes := svc.Nodes
 	kept := make([]*registry.Node, 0, len(nodes))
 	for _, n := range nodes {

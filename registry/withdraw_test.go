@@ -217,3 +217,74 @@ func etcdTestRegistry(t *testing.T, server *testserver.Etcd) registry.Registry {
 	}
 	return etcdNewRegistry(addrs)
 }
+
+func TestWatchForgedDeleteIgnored(t *testing.T) {
+	server := testserver.StartEtcd(t, testserver.EtcdOptions{})
+	inner := etcdTestRegistry(t, server)
+	clock := testid.NewClock(time.Now())
+	issuer := testid.NewIssuer(t, clock.Now)
+	creds := issuer.Node(t, "greeter", []string{"greeter"}, nil, time.Hour)
+	signer := issuer.Wrap(t, inner, creds, clock.Now)
+	if err := signer.Register(testid.Service("greeter", "greeter-1", "127.0.0.1:9001"), registry.RegisterTTL(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+
+	reg := issuer.Wrap(t, inner, nil, clock.Now, signet.WithLogger((&testid.LogBuffer{}).Logger()))
+	results := make(chan *registry.Result, 16)
+	w, err := reg.Watch(registry.WatchService("greeter"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	go func() {
+		for {
+			res, err := w.Next()
+			if err != nil {
+				close(results)
+				return
+			}
+			results <- res
+		}
+	}()
+
+	client, err := clientv3.New(server.ClientConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	ctx := t.Context()
+
+	// The attacker files an unsigned record under the genuine node's id at
+	// another key, then deletes it. The deletion must not reach the caller.
+	rogue := `{"name":"greeter","version":"latest","nodes":[{"id":"greeter-1","address":"127.0.0.1:6666","metadata":{}}]}`
+	if _, err := client.Put(ctx, "/micro/registry/greeter/forged", rogue); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Delete(ctx, "/micro/registry/greeter/forged"); err != nil {
+		t.Fatal(err)
+	}
+
+	// A genuine deletion afterwards does reach the caller, which also shows
+	// that the forged one came through the watch before it.
+	if err := signer.Deregister(testid.Service("greeter", "greeter-1", "127.0.0.1:9001")); err != nil {
+		t.Fatal(err)
+	}
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case res, ok := <-results:
+			if !ok {
+				t.Fatal("watcher stopped")
+			}
+			if res.Action != "delete" {
+				continue
+			}
+			if len(res.Service.Nodes) != 1 || res.Service.Nodes[0].Address != "127.0.0.1:9001" {
+				t.Fatalf("delete result %+v, want only the genuine deregistration of greeter-1 at 127.0.0.1:9001", res.Service.Nodes)
+			}
+			return
+		case <-timeout:
+			t.Fatal("no delete result within 10 s")
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/signet-micro/signet/internal/jwk"
+	"github.com/signet-micro/signet/internal/record"
 )
 
 // Issuer mints identity tokens with an Ed25519 issuer key (JWS "EdDSA").
@@ -129,6 +130,9 @@ func (is *Issuer) Issue(id Identity) (string, error) {
 	signed, err := tok.SignedString(is.Key)
 	if err != nil {
 		return "", fmt.Errorf("signing: signing token: %w", err)
+	}
+	if max := record.MaxTokenParts * record.MaxValueLen; len(signed) > max {
+		return "", fmt.Errorf("signing: the token is %d bytes, more than the %d bytes that fit in a node record; list fewer or shorter service and topic patterns", len(signed), max)
 	}
 	return signed, nil
 }

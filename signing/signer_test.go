@@ -2,6 +2,7 @@ package signing_test
 
 import (
 	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"maps"
@@ -429,5 +430,22 @@ func TestSignRejectsInvalidUTF8(t *testing.T) {
 		if err != nil && !strings.Contains(err.Error(), "UTF-8") {
 			t.Errorf("%s: error %q does not say UTF-8", name, err)
 		}
+	}
+}
+
+func TestIssueRejectsOversizedToken(t *testing.T) {
+	clock := testid.NewClock(time.Unix(1_800_000_000, 0))
+	issuer := testid.NewIssuer(t, clock.Now)
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	services := make([]string, 200)
+	for i := range services {
+		services[i] = fmt.Sprintf("service-with-a-long-name-%03d", i)
+	}
+	_, err = issuer.Issue(signing.Identity{Subject: "wide", NodeKey: pub, Services: services, Lifetime: time.Hour})
+	if err == nil || !strings.Contains(err.Error(), "4096 bytes") {
+		t.Fatalf("Issue of a 6 KB token: err = %v, want the 4096-byte limit named", err)
 	}
 }

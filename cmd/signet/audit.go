@@ -218,7 +218,9 @@ func scanRegistry(inner registry.Registry, verifier *verify.Verifier, only []str
 			return nil, 0, fmt.Errorf("listing the services of the %s registry: %w", inner.String(), err)
 		}
 		for _, svc := range listed {
-			if svc != nil {
+			// Consul lists its own servers as the service "consul", which
+			// go-micro never registers; it is not signet's to judge.
+			if svc != nil && !(inner.String() == "consul" && svc.Name == "consul") {
 				names = append(names, svc.Name)
 			}
 		}

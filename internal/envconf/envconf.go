@@ -104,3 +104,43 @@ func (l Lookup) Int(name string, def int) (int, error) {
 	}
 	return n, nil
 }
+
+// Prefix starts the name of every variable that signet and go-micro's
+// registry read.
+const Prefix = "MICRO_REGISTRY"
+
+// knownNames are the registry variables that signet's packages and go-micro
+// read. A _FILE twin of a secret is known when the secret is.
+var knownNames = map[string]bool{
+	// go-micro and registry/backend
+	"MICRO_REGISTRY": true, "MICRO_REGISTRY_ADDRESS": true,
+	"MICRO_REGISTRY_TLS_CA_FILE": true, "MICRO_REGISTRY_TLS_CERT_FILE": true,
+	"MICRO_REGISTRY_TLS_KEY_FILE": true, "MICRO_REGISTRY_TLS_SERVER_NAME": true,
+	"MICRO_REGISTRY_CONSUL_TOKEN": true, "MICRO_REGISTRY_ETCD_USERNAME": true,
+	"MICRO_REGISTRY_ETCD_PASSWORD": true, "MICRO_REGISTRY_KUBERNETES_NAMESPACE": true,
+	"MICRO_REGISTRY_TIMEOUT": true,
+	// registry
+	"MICRO_REGISTRY_TRUST_BUNDLE": true, "MICRO_REGISTRY_SIGNING_KEY": true,
+	"MICRO_REGISTRY_IDENTITY_TOKEN": true, "MICRO_REGISTRY_AUDIENCE": true,
+	"MICRO_REGISTRY_ISSUER": true, "MICRO_REGISTRY_TOKEN_ALGORITHMS": true,
+	"MICRO_REGISTRY_CLOCK_LEEWAY": true, "MICRO_REGISTRY_RECORD_TTL": true,
+	"MICRO_REGISTRY_REVOCATIONS": true, "MICRO_REGISTRY_VERIFY_MODE": true,
+	"MICRO_REGISTRY_SERVE_STALE": true, "MICRO_REGISTRY_CACHE_SIZE": true,
+	"MICRO_REGISTRY_METADATA_LIMITS": true,
+}
+
+// Unknown returns the names in environ (as os.Environ returns it) that
+// start with Prefix but that nothing reads, such as a misspelt
+// MICRO_REGISTRY_REVOCATION_FILE, which would otherwise leave revocation
+// silently off.
+func Unknown(environ []string) []string {
+	var out []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, Prefix) || knownNames[name] || knownNames[strings.TrimSuffix(name, "_FILE")] {
+			continue
+		}
+		out = append(out, name)
+	}
+	return out
+}

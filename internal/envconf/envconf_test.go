@@ -109,3 +109,17 @@ func TestStringListDurationInt(t *testing.T) {
 		t.Errorf("Int error = %v; want it to name the variable", err)
 	}
 }
+
+func TestUnknownNames(t *testing.T) {
+	got := Unknown([]string{
+		"MICRO_REGISTRY=etcd",
+		"MICRO_REGISTRY_TRUST_BUNDLE_FILE=/etc/signet/bundle.jwks",
+		"MICRO_REGISTRY_REVOCATION_FILE=/etc/signet/revocations.txt",
+		"MICRO_REGISTRY_TLS_CA_FILE=/etc/ca.pem",
+		"MICRO_SERVER_ADDRESS=127.0.0.1:0",
+		"PATH=/usr/bin",
+	})
+	if len(got) != 1 || got[0] != "MICRO_REGISTRY_REVOCATION_FILE" {
+		t.Fatalf("Unknown = %q, want only the misspelt MICRO_REGISTRY_REVOCATION_FILE", got)
+	}
+}
