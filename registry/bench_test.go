@@ -186,3 +186,21 @@ func BenchmarkGetServiceParallel(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkGetServiceAllocs reports the allocations of one warm lookup of
+// 100 nodes, plain and through signet, as separate sub-benchmarks.
+func BenchmarkGetServiceAllocs(b *testing.B) {
+	const n = 100
+	f := newBenchFleet(b, n)
+	wrapped := f.wrapped(b)
+	lookup(b, wrapped, n)
+
+	for name, r := range map[string]registry.Registry{"plain": f.plain, "signet": wrapped} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				lookup(b, r, n)
+			}
+		})
+	}
+}

@@ -16,7 +16,8 @@ import (
 // watch events keep refreshing the cache.
 type passedNodes struct {
 	mu       sync.Mutex
-	versions map[versionKey]*passedVersion
+	services map[string]map[string]*passedVersion // by service, then version
+	count    int                                  // versions tracked
 }
 
 type versionKey struct{ service, version string }
@@ -39,7 +40,42 @@ const maxPassedVersions = 10000
 const forgetFailedAfter = 10 * time.Minute
 
 func newPassedNodes() *passedNodes {
-	return &passedNodes{versions: map[versionKey]*passedVersion{}}
+	return &passedNodes{services: map[string]map[string]*passedVersion{}}
+}
+
+func (p *passedNodes) get(key versionKey) (*passedVersion, bool) {
+	v, ok := p.services[key.service][key.version]
+	return v, ok
+}
+
+func (p *passedNodes) set(key versionKey, v *passedVersion) {
+	versions, ok := p.services[key.service]
+	if !ok {
+		if p.count >= maxPassedVersions {
+			return
+		}
+		versions = map[string]*passedVersion{}
+		p.services[key.service] = versions
+	}
+	if _, ok := versions[key.version]; !ok {
+		if p.count >= maxPassedVersions {
+			return
+		}
+		p.count++
+	}
+	versions[key.version] = v
+}
+
+func (p *passedNodes) drop(key versionKey) {
+	versions := p.services[key.service]
+	if _, ok := versions[key.version]; !ok {
+		return
+	}
+	delete(versions, key.version)
+	p.count--
+	if len(versions) == 0 {
+		delete(p.services, key.service)
+	}
 }
 
 // replace records the result of a lookup: the versions of name and their
@@ -48,10 +84,9 @@ func (p *passedNodes) replace(name string, services []*registry.Service) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 
-	for k := range p.versions {
-		if k.service == name {
-			delete(p.versions, k)
-		}
+	if old, ok := p.services[name]; ok {
+		p.count -= len(old)
+		delete(p.services, name)
 	}
 	for _, svc := range services {
 		p.set(versionKey{name, svc.Version}, &passedVersion{nodes: svc.Nodes})
@@ -65,7 +100,7 @@ func (p *passedNodes) add(svc *registry.Service) {
 	defer p.mu.Unlock()
 
 	key := versionKey{svc.Name, svc.Version}
-	cur, ok := p.versions[key]
+	cur, ok := p.get(key)
 	if !ok {
 		p.set(key, &passedVersion{nodes: append([]*registry.Node(nil), svc.Nodes...)})
 		return
@@ -90,12 +125,12 @@ func (p *passedNodes) remove(svc *registry.Service) {
 	defer p.mu.Unlock()
 
 	key := versionKey{svc.Name, svc.Version}
-	cur, ok := p.versions[key]
+	cur, ok := p.get(key)
 	if !ok {
 		return
 	}
 	if len(svc.Nodes) == 0 {
-		delete(p.versions, key)
+		p.drop(key)
 		return
 	}
 
@@ -108,13 +143,6 @@ func (p *passedNodes) remove(svc *registry.Service) {
 	cur.nodes = kept
 }
 
-func (p *passedNodes) set(key versionKey, v *passedVersion) {
-	if _, ok := p.versions[key]; !ok && len(p.versions) >= maxPassedVersions {
-		return
-	}
-	p.versions[key] = v
-}
-
 // snapshot returns copies of the tracked versions of service, or of every
 // service when service is empty.
 func (p *passedNodes) snapshot(service string) []*registry.Service {
@@ -122,11 +150,17 @@ func (p *passedNodes) snapshot(service string) []*registry.Service {
 	defer p.mu.Unlock()
 
 	var out []*registry.Service
-	for k, v := range p.versions {
-		if service != "" && k.service != service {
-			continue
+	add := func(name string, versions map[string]*passedVersion) {
+		for version, v := range versions {
+			out = append(out, &registry.Service{Name: name, Version: version, Nodes: append([]*registry.Node(nil), v.nodes...)})
 		}
-		out = append(out, &registry.Service{Name: k.service, Version: k.version, Nodes: append([]*registry.Node(nil), v.nodes...)})
+	}
+	if service != "" {
+		add(service, p.services[service])
+		return out
+	}
+	for name, versions := range p.services {
+		add(name, versions)
 	}
 	return out
 }
@@ -139,7 +173,7 @@ func (p *passedNodes) failed(service, version string, node *registry.Node, now t
 	p.mu.Lock()
 	defer p.mu.Unlock()
 
-	cur, ok := p.versions[versionKey{service, version}]
+	cur, ok := p.get(versionKey{service, version})
 	if !ok {
 		return
 	}

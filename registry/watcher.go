@@ -148,7 +148,9 @@ func (w *watcher) sweep() []*registry.Result {
 
 	var out []*registry.Result
 	now := w.r.opts.now()
-	for _, svc := range w.r.passed.snapshot(w.service) {
+	tracked := w.r.passed.snapshot(w.service)
+	w.forgetUntracked(tracked)
+	for _, svc := range tracked {
 		key := versionKey{svc.Name, svc.Version}
 		_, errs := w.r.opts.verifier.VerifyNodes(svc.Name, svc.Version, svc.Nodes)
 
@@ -175,6 +177,24 @@ func (w *watcher) sweep() []*registry.Result {
 		}
 	}
 	return out
+}
+
+// forgetUntracked drops the withdrawal records of versions that are no
+// longer tracked, so that the map does not grow with every version ever
+// withdrawn.
+func (w *watcher) forgetUntracked(tracked []*registry.Service) {
+	if len(w.withdrawn) == 0 {
+		return
+	}
+	live := make(map[versionKey]bool, len(tracked))
+	for _, svc := range tracked {
+		live[versionKey{svc.Name, svc.Version}] = true
+	}
+	for key := range w.withdrawn {
+		if !live[key] {
+			delete(w.withdrawn, key)
+		}
+	}
 }
 
 // forgedDeletion lists the reasons that show a deleted record was never a
