@@ -162,7 +162,7 @@ func BenchmarkRegister(b *testing.B) {
 		}
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
-			signer.Forget("greeter-1")
+			signer.Forget("greeter", "latest", "greeter-1")
 			if _, _, err := signer.Sign(svc); err != nil {
 				b.Fatal(err)
 			}

@@ -78,23 +78,8 @@ func (p *passedNodes) drop(key versionKey) {
 	}
 }
 
-// replace records the result of a lookup: the versions of name and their
-// verified nodes, replacing what was known of name.
-func (p *passedNodes) replace(name string, services []*registry.Service) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-
-	if old, ok := p.services[name]; ok {
-		p.count -= len(old)
-		delete(p.services, name)
-	}
-	for _, svc := range services {
-		p.set(versionKey{name, svc.Version}, &passedVersion{nodes: svc.Nodes})
-	}
-}
-
-// add records the verified nodes of a create or update watch result,
-// replacing earlier nodes with the same ids.
+// add records the verified nodes of a lookup or of a create or update watch
+// result, replacing earlier nodes with the same ids and keeping the others.
 func (p *passedNodes) add(svc *registry.Service) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -119,7 +104,8 @@ func (p *passedNodes) add(svc *registry.Service) {
 }
 
 // remove forgets the nodes of a delete result. A result without nodes
-// removes the whole version, as go-micro's cache does.
+// forgets the whole version; go-micro's cache drops the whole service then
+// and looks it up again, which tracks the other versions anew.
 func (p *passedNodes) remove(svc *registry.Service) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -141,6 +127,9 @@ func (p *passedNodes) remove(svc *registry.Service) {
 		}
 	}
 	cur.nodes = kept
+	if len(kept) == 0 {
+		p.drop(key)
+	}
 }
 
 // snapshot returns copies of the tracked versions of service, or of every
@@ -197,4 +186,7 @@ func (p *passedNodes) failed(service, version string, node *registry.Node, now t
 	}
 	cur.nodes = kept
 	delete(cur.failedSince, node.Id)
+	if len(kept) == 0 {
+		p.drop(versionKey{service, version})
+	}
 }

@@ -158,7 +158,7 @@ func (r *Registry) Deregister(svc *registry.Service, opts ...registry.Deregister
 	if svc != nil && r.opts.signer != nil {
 		for _, n := range svc.Nodes {
 			if n != nil {
-				r.opts.signer.Forget(n.Id)
+				r.opts.signer.Forget(svc.Name, svc.Version, n.Id)
 			}
 		}
 	}
@@ -205,7 +205,12 @@ func (r *Registry) GetService(name string, opts ...registry.GetOption) ([]*regis
 	}
 	r.stale.replace(name, verified)
 	if r.opts.mode == Enforce {
-		r.passed.replace(name, verified)
+		// Nodes tracked earlier and missing from this answer stay tracked:
+		// a caller's cache may still hold them, so a watcher must still be
+		// able to withdraw them once they stop verifying.
+		for _, svc := range verified {
+			r.passed.add(svc)
+		}
 	}
 	return verified, nil
 }

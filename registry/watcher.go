@@ -205,41 +205,84 @@ var forgedDeletion = []error{
 	verify.ErrUnknownKeyID, verify.ErrConfirmation, verify.ErrAudience, verify.ErrIssuer,
 }
 
-// deletableNodes returns svc without the nodes whose deletion comes from a
-// forged record, or nil when that leaves none of the nodes it had. An
-// attacker who writes a record under the id of a genuine node and then
-// deletes it would otherwise make every watcher drop the genuine node,
-// while the genuine record stays in the backend where an audit finds
-// nothing wrong. The etcd and consul plugins put the deleted record itself
-// in a delete result, so a genuine deletion carries a record that
-// verifies. Other backends (go-micro's memory registry passes on the
-// Deregister argument, which has no metadata) pass deletions unchecked.
+// deletableNodes returns svc without the nodes whose deletion must not
+// reach the caller, or nil when that leaves none of the nodes it had.
+//
+// An attacker who can write to the backend can file a record under the id
+// of a genuine node (a forged one, or a byte-for-byte copy of the genuine
+// record under another key) and then delete it. Passed on, that deletion
+// makes every watcher drop the genuine node, while the genuine record stays
+// in the backend where an audit finds nothing wrong. So a deletion is
+// ignored when its record never verified (the etcd and consul plugins put
+// the deleted record in the result; go-micro's memory registry passes the
+// Deregister argument, which has no metadata, so this check applies to
+// etcd and consul only), and when the backend, asked again, still holds a
+// verified record for that node id.
 func (r *Registry) deletableNodes(svc *registry.Service) *registry.Service {
 	if svc == nil || len(svc.Nodes) == 0 || r.opts.mode != Enforce {
 		return svc
 	}
-	if kind := r.inner.String(); kind != "etcd" && kind != "consul" {
+
+	nodes := svc.Nodes
+	if kind := r.inner.String(); kind == "etcd" || kind == "consul" {
+		_, errs := r.opts.verifier.VerifyNodes(svc.Name, svc.Version, nodes)
+		var kept []*registry.Node
+		for i, n := range nodes {
+			if isForged(errs[i]) {
+				r.ignoredDeletion(svc, n, errs[i], "the deleted record never verified")
+				continue
+			}
+			kept = append(kept, n)
+		}
+		nodes = kept
+	}
+	nodes = r.withoutStillRegistered(svc, nodes)
+
+	if len(nodes) == len(svc.Nodes) {
 		return svc
 	}
+	if len(nodes) == 0 {
+		return nil
+	}
+	c := *svc
+	c.Nodes = nodes
+	return &c
+}
 
-	_, errs := r.opts.verifier.VerifyNodes(svc.Name, svc.Version, svc.Nodes)
-	kept := make([]*registry.Node, 0, len(svc.Nodes))
-	for i, n := range svc.Nodes {
-		if isForged(errs[i]) {
-			r.ignoredDeletion(svc, n, errs[i])
+// withoutStillRegistered drops the nodes for which the backend still holds
+// a record that verifies. A failed lookup keeps every node: a deletion is
+// then passed on as the backend reported it.
+func (r *Registry) withoutStillRegistered(svc *registry.Service, nodes []*registry.Node) []*registry.Node {
+	if len(nodes) == 0 {
+		return nodes
+	}
+	current, err := r.inner.GetService(svc.Name)
+	if err != nil {
+		return nodes
+	}
+
+	live := map[string]bool{}
+	for _, cur := range current {
+		if cur == nil || cur.Version != svc.Version {
+			continue
+		}
+		_, errs := r.opts.verifier.VerifyNodes(svc.Name, svc.Version, cur.Nodes)
+		for i, n := range cur.Nodes {
+			if n != nil && errs[i] == nil {
+				live[n.Id] = true
+			}
+		}
+	}
+
+	kept := nodes[:0:0]
+	for _, n := range nodes {
+		if live[n.Id] {
+			r.ignoredDeletion(svc, n, nil, "the backend still holds a verified record for this node id")
 			continue
 		}
 		kept = append(kept, n)
 	}
-	if len(kept) == len(svc.Nodes) {
-		return svc
-	}
-	if len(kept) == 0 {
-		return nil
-	}
-	c := *svc
-	c.Nodes = kept
-	return &c
+	return kept
 }
 
 func isForged(err error) bool {
@@ -251,15 +294,19 @@ func isForged(err error) bool {
 	return false
 }
 
-func (r *Registry) ignoredDeletion(svc *registry.Service, n *registry.Node, err error) {
-	r.log.limited("deletion\x00"+truncateKey(svc.Name)+"\x00"+truncateKey(n.Id), func(repeats int) {
-		r.opts.logger.Fields(map[string]any{
+func (r *Registry) ignoredDeletion(svc *registry.Service, n *registry.Node, err error, why string) {
+	r.log.limited("deletion\x00"+truncateKey(svc.Name)+"\x00"+truncateKey(n.Id)+"\x00"+why, func(repeats int) {
+		fields := map[string]any{
 			"service": logValue(svc.Name),
 			"version": logValue(svc.Version),
 			"node":    logValue(n.Id),
-			"reason":  verify.Reason(err),
+			"why":     why,
 			"repeats": repeats,
-		}).Log(logger.WarnLevel, "signet: ignored the deletion of a record that never verified")
+		}
+		if err != nil {
+			fields["reason"] = verify.Reason(err)
+		}
+		r.opts.logger.Fields(fields).Log(logger.WarnLevel, "signet: ignored a deletion from the watch")
 	})
 }
 

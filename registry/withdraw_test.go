@@ -288,3 +288,84 @@ func TestWatchForgedDeleteIgnored(t *testing.T) {
 		}
 	}
 }
+
+func TestWithdrawAfterOtherLookup(t *testing.T) {
+	e := newWithdrawEnv(t, signet.WithSweepInterval(200*time.Millisecond))
+	e.waitCached(t, "greeter-1,greeter-2")
+
+	// Another caller looks the service up between the revocation and the
+	// next sweep; the revoked node must still be withdrawn from the cache.
+	e.revocations.list.Store(verify.NewRevocations([]string{e.tokenIDs["greeter-2"]}, nil))
+	if _, err := e.reg.GetService("greeter"); err != nil {
+		t.Fatal(err)
+	}
+	e.waitCached(t, "greeter-1")
+}
+
+func TestWatchCopiedRecordDeleteIgnored(t *testing.T) {
+	server := testserver.StartEtcd(t, testserver.EtcdOptions{})
+	inner := etcdTestRegistry(t, server)
+	clock := testid.NewClock(time.Now())
+	issuer := testid.NewIssuer(t, clock.Now)
+	creds := issuer.Node(t, "greeter", []string{"greeter"}, nil, time.Hour)
+	signer := issuer.Wrap(t, inner, creds, clock.Now)
+	for _, id := range []string{"greeter-1", "greeter-2"} {
+		if err := signer.Register(testid.Service("greeter", id, "127.0.0.1:9001"), registry.RegisterTTL(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	reg := issuer.Wrap(t, inner, nil, clock.Now, signet.WithLogger((&testid.LogBuffer{}).Logger()))
+	c := cache.New(reg, cache.WithTTL(time.Hour))
+	t.Cleanup(c.Stop)
+	if _, err := c.GetService("greeter"); err != nil {
+		t.Fatal(err)
+	}
+
+	client, err := clientv3.New(server.ClientConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	ctx := t.Context()
+	genuine, err := client.Get(ctx, "/micro/registry/greeter/greeter-2")
+	if err != nil || len(genuine.Kvs) != 1 {
+		t.Fatalf("reading greeter-2's record: %v (%d keys)", err, len(genuine.Kvs))
+	}
+
+	// The attacker copies greeter-2's genuine record under another key and
+	// deletes the copy, several times. The cache must keep greeter-2.
+	// NOTE: the pauses keep etcd from batching the events into one watch
+	// response, of which the etcd plugin v1.2.0 delivers only the first.
+	for i := 0; i < 3; i++ {
+		if _, err := client.Put(ctx, "/micro/registry/greeter/copy", string(genuine.Kvs[0].Value)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+		if _, err := client.Delete(ctx, "/micro/registry/greeter/copy"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// A genuine deregistration afterwards does reach the cache, which also
+	// shows the copies' deletions went through the watch before it.
+	if err := signer.Deregister(testid.Service("greeter", "greeter-1", "127.0.0.1:9001")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		services, err := c.GetService("greeter")
+		ids := strings.Join(nodeIDs(services), ",")
+		if err == nil && ids == "greeter-2" {
+			return
+		}
+		if err == nil && !strings.Contains(ids, "greeter-2") {
+			t.Fatalf("cache serves %q: the deletion of a copy removed greeter-2", ids)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cache serves %q (%v), want only greeter-2 after greeter-1's deregistration", ids, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

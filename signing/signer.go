@@ -40,8 +40,12 @@ type Signer struct {
 	limits MetadataLimits
 
 	mu      sync.Mutex
-	records map[string]*signedRecord // by node id
+	records map[recordKey]*signedRecord
 }
+
+// recordKey names a node within one version of one service: the http broker
+// registers one node id under several versions (one per queue).
+type recordKey struct{ service, version, nodeID string }
 
 type signedRecord struct {
 	content  [32]byte
@@ -76,7 +80,7 @@ func NewSigner(src CredentialSource, opts ...SignerOption) (*Signer, error) {
 		return nil, errors.New("signing: no credential source; load a node key and identity token")
 	}
 
-	s := &Signer{source: src, ttl: DefaultRecordTTL, now: time.Now, limits: ConsulLimits, records: map[string]*signedRecord{}}
+	s := &Signer{source: src, ttl: DefaultRecordTTL, now: time.Now, limits: ConsulLimits, records: map[recordKey]*signedRecord{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -142,12 +146,13 @@ func (s *Signer) Sign(svc *registry.Service) (*registry.Service, []string, error
 	return out, replaced, nil
 }
 
-// Forget drops the cached record of a node, so its next registration is
-// signed anew. The registry wrapper calls it at deregistration.
-func (s *Signer) Forget(nodeID string) {
+// Forget drops the cached record of a node of one service version, so its
+// next registration is signed anew. The registry wrapper calls it at
+// deregistration.
+func (s *Signer) Forget(service, version, nodeID string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.records, nodeID)
+	delete(s.records, recordKey{service, version, nodeID})
 }
 
 func (s *Signer) signNode(creds *Credentials, svc *registry.Service, node *registry.Node, endpoints, metadata [32]byte, now time.Time) (*registry.Node, bool, error) {
@@ -168,7 +173,8 @@ func (s *Signer) signNode(creds *Credentials, svc *registry.Service, node *regis
 	}
 	content := sha256.Sum256(fields.AppendCanonical(nil))
 
-	prev, hadRecord := s.records[node.Id]
+	key := recordKey{svc.Name, svc.Version, node.Id}
+	prev, hadRecord := s.records[key]
 	if hadRecord && prev.content == content && now.Before(prev.issuedAt.Add(prev.expiry.Sub(prev.issuedAt)/2)) {
 		return &registry.Node{Id: node.Id, Address: node.Address, Metadata: maps.Clone(prev.metadata)}, false, nil
 	}
@@ -214,7 +220,7 @@ func (s *Signer) signNode(creds *Credentials, svc *registry.Service, node *regis
 
 	// The cache keeps its own map, so a backend or a watch consumer that
 	// changes the returned node cannot corrupt later registrations.
-	s.records[node.Id] = &signedRecord{content: content, issuedAt: issuedAt, expiry: expiry, metadata: md}
+	s.records[key] = &signedRecord{content: content, issuedAt: issuedAt, expiry: expiry, metadata: md}
 	return &registry.Node{Id: node.Id, Address: node.Address, Metadata: maps.Clone(md)}, hadRecord, nil
 }
 

@@ -120,8 +120,14 @@ func TestSignChangedNodeResigned(t *testing.T) {
 			if got.Nodes[0].Metadata[record.KeySignature] == first.Nodes[0].Metadata[record.KeySignature] {
 				t.Fatal("changed node kept its old signature")
 			}
-			if len(replaced) != 1 {
-				t.Fatalf("replaced = %v, want the node", replaced)
+			// A new version is a new record of its own, which replaces nothing:
+			// backends keep the versions of a service apart.
+			wantReplaced := 1
+			if name == "version" {
+				wantReplaced = 0
+			}
+			if len(replaced) != wantReplaced {
+				t.Fatalf("replaced = %v, want %d node(s)", replaced, wantReplaced)
 			}
 			if _, err := f.issuer.Verifier(t, f.clock.Now).VerifyNode(got.Name, got.Version, got.Nodes[0]); err != nil {
 				t.Fatalf("re-signed node rejected: %v", err)
@@ -134,7 +140,7 @@ func TestSignForget(t *testing.T) {
 	f := newFixture(t)
 	first, _, _ := f.signer.Sign(service())
 	f.clock.Advance(time.Second)
-	f.signer.Forget("greeter-1")
+	f.signer.Forget("greeter", "latest", "greeter-1")
 	again, replaced, err := f.signer.Sign(service())
 	if err != nil {
 		t.Fatal(err)
@@ -447,5 +453,35 @@ func TestIssueRejectsOversizedToken(t *testing.T) {
 	_, err = issuer.Issue(signing.Identity{Subject: "wide", NodeKey: pub, Services: services, Lifetime: time.Hour})
 	if err == nil || !strings.Contains(err.Error(), "4096 bytes") {
 		t.Fatalf("Issue of a 6 KB token: err = %v, want the 4096-byte limit named", err)
+	}
+}
+
+func TestSignSameNodeTwoVersionsStable(t *testing.T) {
+	clock := testid.NewClock(time.Unix(1_800_000_000, 0))
+	issuer := testid.NewIssuer(t, clock.Now)
+	creds := issuer.Node(t, "broker", []string{"greeter"}, nil, time.Hour)
+	signer := testid.Signer(t, creds, clock.Now)
+
+	// go-micro's http broker registers one node id under one version per
+	// queue; heartbeats of both must reuse their records.
+	first := map[string]string{}
+	for round := 0; round < 3; round++ {
+		for _, version := range []string{"queue-a", "queue-b"} {
+			svc := testid.Service("greeter", "greeter-1", "127.0.0.1:9000")
+			svc.Version = version
+			signed, replaced, err := signer.Sign(svc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sig := signed.Nodes[0].Metadata["signet-sig"]
+			if round == 0 {
+				first[version] = sig
+				continue
+			}
+			if sig != first[version] || len(replaced) != 0 {
+				t.Fatalf("round %d version %s: record re-signed (replaced %v), want the first record reused", round, version, replaced)
+			}
+			clock.Advance(30 * time.Second)
+		}
 	}
 }
