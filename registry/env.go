@@ -25,6 +25,7 @@ const (
 	EnvAlgorithms     = "MICRO_REGISTRY_TOKEN_ALGORITHMS"
 	EnvLeeway         = "MICRO_REGISTRY_CLOCK_LEEWAY"
 	EnvRecordTTL      = "MICRO_REGISTRY_RECORD_TTL"
+	EnvMaxRecordTTL   = "MICRO_REGISTRY_MAX_RECORD_TTL"
 	EnvRevocations    = "MICRO_REGISTRY_REVOCATIONS"
 	EnvVerifyMode     = "MICRO_REGISTRY_VERIFY_MODE"
 	EnvServeStale     = "MICRO_REGISTRY_SERVE_STALE"
@@ -122,6 +123,10 @@ func verifierFromEnv(env envconf.Lookup, log logger.Logger) (*verify.Verifier, e
 	if err != nil {
 		return nil, err
 	}
+	maxLifetime, err := env.Duration(EnvMaxRecordTTL, verify.DefaultMaxRecordLifetime)
+	if err != nil {
+		return nil, err
+	}
 
 	opts := []verify.Option{
 		verify.WithBundle(bundle),
@@ -129,6 +134,7 @@ func verifierFromEnv(env envconf.Lookup, log logger.Logger) (*verify.Verifier, e
 		verify.WithAlgorithms(env.List(EnvAlgorithms, verify.DefaultAlgorithms)...),
 		verify.WithLeeway(leeway),
 		verify.WithCacheSize(cacheSize),
+		verify.WithMaxRecordLifetime(maxLifetime),
 	}
 	if iss := env.String(EnvIssuer, ""); iss != "" {
 		opts = append(opts, verify.WithIssuer(iss))
@@ -155,7 +161,7 @@ func verifierFromEnv(env envconf.Lookup, log logger.Logger) (*verify.Verifier, e
 
 	v, err := verify.New(opts...)
 	if err != nil {
-		return nil, fmt.Errorf("%w (check %s, %s, %s and %s)", err, EnvAudience, EnvAlgorithms, EnvLeeway, EnvCacheSize)
+		return nil, fmt.Errorf("%w (check %s, %s, %s, %s and %s)", err, EnvAudience, EnvAlgorithms, EnvLeeway, EnvCacheSize, EnvMaxRecordTTL)
 	}
 	return v, nil
 }

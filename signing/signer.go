@@ -21,6 +21,10 @@ import (
 // backend sees one changed write every 5 minutes per node.
 const DefaultRecordTTL = 10 * time.Minute
 
+// MaxRecordTTL is the longest record lifetime accepted, and the longest a
+// verifier accepts by default.
+const MaxRecordTTL = 24 * time.Hour
+
 // MinRecordTTL is the shortest record lifetime accepted. It has to exceed
 // go-micro's re-registration interval of 30 s, or records would expire
 // between two registrations.
@@ -85,8 +89,8 @@ func NewSigner(src CredentialSource, opts ...SignerOption) (*Signer, error) {
 		o(s)
 	}
 
-	if s.ttl < MinRecordTTL {
-		return nil, fmt.Errorf("signing: record TTL %v is shorter than the minimum %v", s.ttl, MinRecordTTL)
+	if s.ttl < MinRecordTTL || s.ttl > MaxRecordTTL {
+		return nil, fmt.Errorf("signing: record TTL %v is outside %v to %v", s.ttl, MinRecordTTL, MaxRecordTTL)
 	}
 	if err := s.limits.check(); err != nil {
 		return nil, fmt.Errorf("signing: %w", err)

@@ -23,6 +23,9 @@ var (
 	ErrRecordNotYetValid = errors.New("record not yet valid")
 	// ErrRecordOutlivesToken: the record claims a validity past its token's.
 	ErrRecordOutlivesToken = errors.New("record outlives its identity token")
+	// ErrRecordLifetime: the record's validity window is longer than the
+	// verifier accepts, which would widen the window for replaying it.
+	ErrRecordLifetime = errors.New("record lifetime longer than allowed")
 	// ErrTokenMalformed: the identity token is not a well-formed JWT or
 	// lacks a required claim.
 	ErrTokenMalformed = errors.New("identity token malformed")
@@ -63,6 +66,7 @@ var reasons = []struct {
 	{ErrRecordExpired, "record-expired"},
 	{ErrRecordNotYetValid, "record-not-yet-valid"},
 	{ErrRecordOutlivesToken, "record-outlives-token"},
+	{ErrRecordLifetime, "record-lifetime-too-long"},
 	{ErrTokenMalformed, "token-malformed"},
 	{ErrTokenSignature, "token-bad-signature"},
 	{ErrAlgorithmNotAllowed, "algorithm-not-allowed"},

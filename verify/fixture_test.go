@@ -113,7 +113,7 @@ func wantNoSecret(t testing.TB, msg, token string) {
 // sentinels lists every rejection reason in verify.
 var sentinels = []error{
 	verify.ErrUnsigned, verify.ErrMalformed, verify.ErrBadSignature, verify.ErrRecordExpired,
-	verify.ErrRecordNotYetValid, verify.ErrRecordOutlivesToken, verify.ErrTokenMalformed,
+	verify.ErrRecordNotYetValid, verify.ErrRecordOutlivesToken, verify.ErrRecordLifetime, verify.ErrTokenMalformed,
 	verify.ErrTokenSignature, verify.ErrAlgorithmNotAllowed, verify.ErrUnknownKeyID,
 	verify.ErrTokenExpired, verify.ErrTokenNotYetValid, verify.ErrAudience, verify.ErrIssuer,
 	verify.ErrConfirmation, verify.ErrNotAllowed, verify.ErrRevoked, verify.ErrNoTrustBundle,

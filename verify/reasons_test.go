@@ -50,6 +50,13 @@ var reasonCases = map[string]struct {
 		svc.Nodes[0] = testid.ForgeNode(t, f.forged(time.Hour+time.Second), svc, svc.Nodes[0])
 		return verifyFirst(f, svc)
 	}},
+	"record-lifetime-too-long": {verify.ErrRecordLifetime, func(t *testing.T, f *fixture) error {
+		svc := service()
+		svc.Nodes[0] = testid.ForgeNode(t, f.forged(40*time.Minute), svc, svc.Nodes[0])
+		strict := f.issuer.Verifier(t, f.clock.Now, verify.WithMaxRecordLifetime(30*time.Minute))
+		_, err := strict.VerifyNode(svc.Name, svc.Version, svc.Nodes[0])
+		return err
+	}},
 	"token-malformed": {verify.ErrTokenMalformed, func(t *testing.T, f *fixture) error {
 		return verifyWithClaims(t, f, func(h, c map[string]any) { delete(c, "jti") })
 	}},

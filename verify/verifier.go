@@ -24,6 +24,10 @@ const (
 	// MaxLeeway bounds the configured leeway, because leeway extends every
 	// validity window, a replayed record's included.
 	MaxLeeway = 5 * time.Minute
+
+	// DefaultMaxRecordLifetime is the longest record validity window
+	// accepted when no other is configured. Signers default to 10 minutes.
+	DefaultMaxRecordLifetime = signing.MaxRecordTTL
 )
 
 // Identity is a verified identity token.
@@ -60,6 +64,7 @@ type Verifier struct {
 	audience    []string
 	issuer      string
 	leeway      time.Duration
+	maxLifetime time.Duration
 	now         func() time.Time
 	algorithms  map[string]bool
 
@@ -76,6 +81,7 @@ type config struct {
 	audience    []string
 	issuer      string
 	leeway      time.Duration
+	maxLifetime time.Duration
 	now         func() time.Time
 	algorithms  []string
 	cacheSize   int
@@ -111,6 +117,14 @@ func WithLeeway(d time.Duration) Option {
 	return func(c *config) { c.leeway = d }
 }
 
+// WithMaxRecordLifetime sets the longest validity window (expiry minus
+// issue time) a record may claim; the default is
+// [DefaultMaxRecordLifetime]. Whatever lifetime a signer chooses, a copy of
+// its record can then be replayed for at most this long.
+func WithMaxRecordLifetime(d time.Duration) Option {
+	return func(c *config) { c.maxLifetime = d }
+}
+
 // WithClock sets the clock the verifier reads; the default is time.Now.
 func WithClock(now func() time.Time) Option {
 	return func(c *config) { c.now = now }
@@ -134,11 +148,12 @@ func WithCacheSize(n int) Option {
 // option is out of range.
 func New(opts ...Option) (*Verifier, error) {
 	c := config{
-		audience:   []string{signing.DefaultAudience},
-		leeway:     DefaultLeeway,
-		now:        time.Now,
-		algorithms: DefaultAlgorithms,
-		cacheSize:  DefaultCacheSize,
+		audience:    []string{signing.DefaultAudience},
+		leeway:      DefaultLeeway,
+		maxLifetime: DefaultMaxRecordLifetime,
+		now:         time.Now,
+		algorithms:  DefaultAlgorithms,
+		cacheSize:   DefaultCacheSize,
 	}
 	for _, o := range opts {
 		o(&c)
@@ -152,6 +167,9 @@ func New(opts ...Option) (*Verifier, error) {
 	}
 	if c.leeway < 0 || c.leeway > MaxLeeway {
 		return nil, fmt.Errorf("verify: leeway %v is outside 0 to %v", c.leeway, MaxLeeway)
+	}
+	if c.maxLifetime < time.Minute {
+		return nil, fmt.Errorf("verify: maximum record lifetime %v is shorter than a minute, shorter than any signer's records", c.maxLifetime)
 	}
 	if c.cacheSize < 0 {
 		return nil, fmt.Errorf("verify: cache size %d is negative", c.cacheSize)
@@ -170,6 +188,7 @@ func New(opts ...Option) (*Verifier, error) {
 		audience:    c.audience,
 		issuer:      c.issuer,
 		leeway:      c.leeway,
+		maxLifetime: c.maxLifetime,
 		now:         c.now,
 		algorithms:  algs,
 		records:     newLRU[string, *recordEntry](c.cacheSize),
@@ -353,6 +372,9 @@ func (v *Verifier) verifyFull(service, version string, node *registry.Node, bund
 	}
 	if expiry.After(id.Expiry) {
 		return nil, v.rejection(service, version, node, id, reject(ErrRecordOutlivesToken, "record expires at %s, after its token at %s", expiry.UTC().Format(time.RFC3339), id.Expiry.UTC().Format(time.RFC3339)))
+	}
+	if lifetime := expiry.Sub(issuedAt); lifetime > v.maxLifetime {
+		return nil, v.rejection(service, version, node, id, reject(ErrRecordLifetime, "record is valid for %v, longer than the %v this verifier accepts", lifetime, v.maxLifetime))
 	}
 	if err := v.checkWindow(issuedAt, expiry, now, ErrRecordNotYetValid, ErrRecordExpired); err != nil {
 		return nil, v.rejection(service, version, node, id, err)
