@@ -13,9 +13,10 @@ import (
 	"github.com/signet-micro/signet/verify"
 )
 
-// Environment variables read by [FromEnv]. Each one whose name ends in a
-// secret's name may instead be given as NAME_FILE, the path of a file that
-// holds the value; files are reloaded when they change.
+// Environment variables read by [FromEnv]. The trust bundle, signing key,
+// identity token and revocation list may instead be given as NAME_FILE, the
+// path of a file that contains the value. Files are reloaded when they
+// change.
 const (
 	EnvTrustBundle    = "MICRO_REGISTRY_TRUST_BUNDLE"
 	EnvSigningKey     = "MICRO_REGISTRY_SIGNING_KEY"

@@ -17,7 +17,10 @@ const maxLogKeys = 10000
 
 // rejectionLog writes one line per rejected node and reason, then counts
 // repeats of the same line and writes them at most once per interval with
-// the count, so a flood of rogue records cannot flood the log.
+// the count. Each service gets at most maxLinesPerService lines per
+// interval, so rogue records of one service add a bounded number of lines.
+// NOTE: rogue records under many distinct service names still add up to
+// that many lines per name.
 type rejectionLog struct {
 	log   logger.Logger
 	every time.Duration

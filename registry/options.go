@@ -10,7 +10,7 @@ import (
 	"github.com/signet-micro/signet/verify"
 )
 
-// Mode says what happens to nodes that fail verification.
+// Mode selects what happens to nodes that fail verification.
 type Mode string
 
 const (
@@ -81,7 +81,7 @@ func WithMode(m Mode) Option {
 // most d when a lookup or watch result would leave it with none, as DNS
 // serve-stale (RFC 8767) does. This rides out a mass deletion or a
 // registry that suddenly holds only poisoned records, at the cost of
-// possibly sending traffic to nodes that really left. Each stale answer is
+// possibly sending traffic to nodes that really left. Each stale result is
 // logged. 0 turns it off, which is the default; d is at most
 // [MaxServeStale]. A lookup never serves a node past its record's expiry;
 // a held-back watch deletion leaves the node in the caller's cache until
@@ -129,6 +129,7 @@ type Observer interface {
 	// spent verifying it.
 	Verified(operation string, d time.Duration)
 
-	// ServedStale is called when serve-stale answers for a service.
+	// ServedStale is called when serve-stale returns the last verified
+	// nodes of a service.
 	ServedStale(service string)
 }

@@ -9,8 +9,8 @@ import (
 
 // passedNodes remembers the verified nodes that the wrapper has handed to
 // callers, per service version, so that watchers can withdraw a node once
-// it stops verifying: its record expired, its identity was revoked, or its
-// issuer key left the trust bundle. go-micro's registry cache keeps a node
+// it stops verifying. That happens when its record expires, its identity is
+// revoked or its issuer key leaves the trust bundle. go-micro's registry cache keeps a node
 // until a delete result names it, and serves its copy when a lookup fails,
 // so without a withdrawal such a node would stay selectable for as long as
 // watch events keep refreshing the cache.
@@ -30,8 +30,8 @@ type passedVersion struct {
 	failedSince map[string]time.Time
 }
 
-// maxPassedVersions bounds the number of service versions tracked; past it,
-// new versions are not tracked and the caller's cache refreshes them only
+// maxPassedVersions bounds the number of service versions tracked. Past it,
+// new versions are not tracked, so the caller's cache refreshes them only
 // through its own lookups.
 const maxPassedVersions = 10000
 
@@ -91,21 +91,15 @@ func (p *passedNodes) add(svc *registry.Service) {
 		return
 	}
 
-	merged := append([]*registry.Node(nil), svc.Nodes...)
-	for _, n := range cur.nodes {
-		if !hasNode(svc, n.Id) {
-			merged = append(merged, n)
-		}
-	}
-	cur.nodes = merged
+	cur.nodes = mergeNodes(svc, cur.nodes)
 	for _, n := range svc.Nodes {
 		delete(cur.failedSince, n.Id)
 	}
 }
 
-// remove forgets the nodes of a delete result. A result without nodes
-// forgets the whole version; go-micro's cache drops the whole service then
-// and looks it up again, which tracks the other versions anew.
+// remove stops tracking the nodes of a delete result. A result without
+// nodes removes the whole version. go-micro's cache then drops the whole
+// service and looks it up again, which tracks the other versions anew.
 func (p *passedNodes) remove(svc *registry.Service) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -120,14 +114,8 @@ func (p *passedNodes) remove(svc *registry.Service) {
 		return
 	}
 
-	kept := make([]*registry.Node, 0, len(cur.nodes))
-	for _, n := range cur.nodes {
-		if !hasNode(svc, n.Id) {
-			kept = append(kept, n)
-		}
-	}
-	cur.nodes = kept
-	if len(kept) == 0 {
+	cur.nodes = withoutDeleted(cur.nodes, svc)
+	if len(cur.nodes) == 0 {
 		p.drop(key)
 	}
 }
@@ -154,10 +142,10 @@ func (p *passedNodes) snapshot(service string) []*registry.Service {
 	return out
 }
 
-// failed notes that node failed a sweep at now, and forgets it when it has
-// been failing for longer than forgetFailedAfter. The node is forgotten only
-// if it is still the tracked node for its id: a renewed record for the same
-// id replaces it.
+// failed records that node failed a sweep at now, and stops tracking it
+// once it has been failing for longer than forgetFailedAfter. A renewed
+// record for the same id replaces the node, so only the tracked node itself
+// is ever removed.
 func (p *passedNodes) failed(service, version string, node *registry.Node, now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -149,8 +149,8 @@ func (r *Registry) Register(svc *registry.Service, opts ...registry.RegisterOpti
 	return r.inner.Register(signed, opts...)
 }
 
-// Deregister passes the deregistration to the inner registry and forgets
-// the signed records of svc's nodes.
+// Deregister passes the deregistration to the inner registry and drops the
+// cached signed records of svc's nodes.
 func (r *Registry) Deregister(svc *registry.Service, opts ...registry.DeregisterOption) error {
 	if r.err != nil {
 		return r.err
@@ -167,7 +167,7 @@ func (r *Registry) Deregister(svc *registry.Service, opts ...registry.Deregister
 
 // GetService returns the versions of service name with only their verified
 // nodes. It returns registry.ErrNotFound when no node verifies, unless
-// serve-stale answers with the last verified nodes.
+// serve-stale returns the last verified nodes.
 func (r *Registry) GetService(name string, opts ...registry.GetOption) ([]*registry.Service, error) {
 	if r.err != nil {
 		return nil, r.err
@@ -205,9 +205,9 @@ func (r *Registry) GetService(name string, opts ...registry.GetOption) ([]*regis
 	}
 	r.stale.replace(name, verified)
 	if r.opts.mode == Enforce {
-		// Nodes tracked earlier and missing from this answer stay tracked:
-		// a caller's cache may still hold them, so a watcher must still be
-		// able to withdraw them once they stop verifying.
+		// Nodes tracked earlier and missing from this result stay tracked,
+		// because a caller's cache may still contain them and a watcher
+		// must be able to withdraw them once they stop verifying.
 		for _, svc := range verified {
 			r.passed.add(svc)
 		}

@@ -8,8 +8,8 @@ import (
 )
 
 // staleView remembers the verified nodes of each service, from lookups and
-// watch results, so that serve-stale can answer with them for a bounded
-// window when none is left. It does nothing when the window is 0.
+// watch results, so that serve-stale can return them for a bounded window
+// when none is left. It does nothing when the window is 0.
 type staleView struct {
 	window time.Duration
 	now    func() time.Time
@@ -59,16 +59,9 @@ func (v *staleView) add(svc *registry.Service) {
 	}
 	s.verifiedAt = v.now()
 
-	cur, ok := s.versions[svc.Version]
-	if !ok {
-		s.versions[svc.Version] = copyService(svc)
-		return
-	}
 	merged := copyService(svc)
-	for _, n := range cur.Nodes {
-		if !hasNode(merged, n.Id) {
-			merged.Nodes = append(merged.Nodes, n)
-		}
+	if cur, ok := s.versions[svc.Version]; ok {
+		merged.Nodes = mergeNodes(svc, cur.Nodes)
 	}
 	s.versions[svc.Version] = merged
 }
@@ -121,17 +114,11 @@ func (v *staleView) applyDelete(s *staleService, svc *registry.Service) {
 		return
 	}
 
-	kept := cur.Nodes[:0:0]
-	for _, n := range cur.Nodes {
-		if !hasNode(svc, n.Id) {
-			kept = append(kept, n)
-		}
-	}
-	cur.Nodes = kept
+	cur.Nodes = withoutDeleted(cur.Nodes, svc)
 }
 
 // withdraw removes nodes that stopped verifying, so that serve-stale never
-// answers with them.
+// returns them.
 func (v *staleView) withdraw(svc *registry.Service) {
 	if v.window == 0 {
 		return
@@ -167,21 +154,4 @@ func (v *staleView) serve(name string) []*registry.Service {
 		}
 	}
 	return out
-}
-
-func hasNode(svc *registry.Service, id string) bool {
-	for _, n := range svc.Nodes {
-		if n.Id == id {
-			return true
-		}
-	}
-	return false
-}
-
-// copyService copies a service and its node list. Nodes themselves are
-// shared: nothing in this package modifies a node.
-func copyService(svc *registry.Service) *registry.Service {
-	c := *svc
-	c.Nodes = append([]*registry.Node(nil), svc.Nodes...)
-	return &c
 }

@@ -16,8 +16,8 @@ import (
 // same ids and keeping the others, so an unfiltered result would put a
 // rogue node into the cache after GetService kept it out.
 //
-// It also withdraws nodes: once per sweep interval it checks the nodes the
-// wrapper has handed out for this watcher's service, and sends a delete
+// It also withdraws nodes. Once per sweep interval it checks the nodes the
+// wrapper has handed out for this watcher's service and sends a delete
 // result for each one that no longer verifies, because go-micro's cache
 // would otherwise keep serving it.
 type watcher struct {
@@ -154,7 +154,7 @@ func (w *watcher) sweep() []*registry.Result {
 		key := versionKey{svc.Name, svc.Version}
 		_, errs := w.r.opts.verifier.VerifyNodes(svc.Name, svc.Version, svc.Nodes)
 
-		var gone []*registry.Node
+		var withdrawn []*registry.Node
 		for i, n := range svc.Nodes {
 			if errs[i] == nil {
 				continue
@@ -167,11 +167,11 @@ func (w *watcher) sweep() []*registry.Result {
 				w.withdrawn[key] = map[string]*registry.Node{}
 			}
 			w.withdrawn[key][n.Id] = n
-			gone = append(gone, n)
+			withdrawn = append(withdrawn, n)
 			w.r.withdrawnNode(svc, n, errs[i])
 		}
-		if len(gone) > 0 {
-			del := &registry.Service{Name: svc.Name, Version: svc.Version, Nodes: gone}
+		if len(withdrawn) > 0 {
+			del := &registry.Service{Name: svc.Name, Version: svc.Version, Nodes: withdrawn}
 			w.r.stale.withdraw(del)
 			out = append(out, &registry.Result{Action: "delete", Service: del})
 		}
@@ -213,11 +213,11 @@ var forgedDeletion = []error{
 // record under another key) and then delete it. Passed on, that deletion
 // makes every watcher drop the genuine node, while the genuine record stays
 // in the backend where an audit finds nothing wrong. So a deletion is
-// ignored when its record never verified (the etcd and consul plugins put
-// the deleted record in the result; go-micro's memory registry passes the
-// Deregister argument, which has no metadata, so this check applies to
-// etcd and consul only), and when the backend, asked again, still holds a
-// verified record for that node id.
+// ignored in two cases. The first is a deleted record that never verified;
+// this applies to etcd and consul only, whose plugins put the deleted
+// record in the result, while go-micro's memory registry passes the
+// Deregister argument, which has no metadata. The second is a backend that,
+// asked again, still contains a verified record for that node id.
 func (r *Registry) deletableNodes(svc *registry.Service) *registry.Service {
 	if svc == nil || len(svc.Nodes) == 0 || r.opts.mode != Enforce {
 		return svc
@@ -236,17 +236,7 @@ func (r *Registry) deletableNodes(svc *registry.Service) *registry.Service {
 		}
 		nodes = kept
 	}
-	nodes = r.withoutStillRegistered(svc, nodes)
-
-	if len(nodes) == len(svc.Nodes) {
-		return svc
-	}
-	if len(nodes) == 0 {
-		return nil
-	}
-	c := *svc
-	c.Nodes = nodes
-	return &c
+	return withNodes(svc, r.withoutStillRegistered(svc, nodes))
 }
 
 // withoutStillRegistered drops the nodes for which the backend still holds
@@ -277,7 +267,7 @@ func (r *Registry) withoutStillRegistered(svc *registry.Service, nodes []*regist
 	kept := nodes[:0:0]
 	for _, n := range nodes {
 		if live[n.Id] {
-			r.ignoredDeletion(svc, n, nil, "the backend still holds a verified record for this node id")
+			r.ignoredDeletion(svc, n, nil, "the backend still contains a verified record for this node id")
 			continue
 		}
 		kept = append(kept, n)
@@ -294,13 +284,13 @@ func isForged(err error) bool {
 	return false
 }
 
-func (r *Registry) ignoredDeletion(svc *registry.Service, n *registry.Node, err error, why string) {
-	r.log.limited("deletion\x00"+truncateKey(svc.Name)+"\x00"+truncateKey(n.Id)+"\x00"+why, func(repeats int) {
+func (r *Registry) ignoredDeletion(svc *registry.Service, n *registry.Node, err error, cause string) {
+	r.log.limited("deletion\x00"+truncateKey(svc.Name)+"\x00"+truncateKey(n.Id)+"\x00"+cause, func(repeats int) {
 		fields := map[string]any{
 			"service": logValue(svc.Name),
 			"version": logValue(svc.Version),
 			"node":    logValue(n.Id),
-			"why":     why,
+			"cause":   cause,
 			"repeats": repeats,
 		}
 		if err != nil {
@@ -317,22 +307,13 @@ func withoutNilNodes(svc *registry.Service) *registry.Service {
 	if svc == nil {
 		return nil
 	}
-	nodes := svc.Nodes
-	kept := make([]*registry.Node, 0, len(nodes))
-	for _, n := range nodes {
+	kept := make([]*registry.Node, 0, len(svc.Nodes))
+	for _, n := range svc.Nodes {
 		if n != nil {
 			kept = append(kept, n)
 		}
 	}
-	if len(kept) == len(nodes) {
-		return svc
-	}
-	if len(kept) == 0 {
-		return nil
-	}
-	c := *svc
-	c.Nodes = kept
-	return &c
+	return withNodes(svc, kept)
 }
 
 func (r *Registry) withdrawnNode(svc *registry.Service, n *registry.Node, err error) {

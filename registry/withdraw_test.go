@@ -119,8 +119,8 @@ func TestWithdrawLastNodesFromCache(t *testing.T) {
 	e := newWithdrawEnv(t)
 	e.waitCached(t, "greeter-1,greeter-2")
 
-	// go-micro's cache answers with its stale copy when a lookup fails, so
-	// only a withdrawal removes the last nodes once they stop verifying.
+	// go-micro's cache returns its stale copy when a lookup fails, so only
+	// a withdrawal removes the last nodes once they stop verifying.
 	e.revocations.list.Store(verify.NewRevocations([]string{e.tokenIDs["greeter-1"], e.tokenIDs["greeter-2"]}, nil))
 	e.waitCached(t, "")
 
@@ -133,7 +133,7 @@ func TestWithdrawExpiredFromCache(t *testing.T) {
 	e := newWithdrawEnv(t)
 	e.waitCached(t, "greeter-1,greeter-2")
 
-	// Nobody re-registers: both records pass their expiry.
+	// Neither node re-registers, so both records pass their expiry.
 	e.clock.Advance(2 * time.Hour)
 	e.waitCached(t, "")
 }

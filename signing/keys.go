@@ -32,7 +32,7 @@ func ParsePrivateKeyPEM(data []byte) (ed25519.PrivateKey, error) {
 	}
 	priv, ok := key.(ed25519.PrivateKey)
 	if !ok {
-		return nil, fmt.Errorf("the private key is %s; signet node and issuer keys are Ed25519", keyTypeName(key))
+		return nil, fmt.Errorf("the private key is %T; signet node and issuer keys are Ed25519", key)
 	}
 	return priv, nil
 }
@@ -55,13 +55,4 @@ func MarshalPublicKeyPEM(pub crypto.PublicKey) ([]byte, error) {
 		return nil, fmt.Errorf("encoding public key: %w", err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), nil
-}
-
-func keyTypeName(key any) string {
-	switch key.(type) {
-	case ed25519.PrivateKey:
-		return "Ed25519"
-	default:
-		return fmt.Sprintf("%T", key)
-	}
 }

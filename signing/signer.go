@@ -18,7 +18,7 @@ import (
 // lifetime is configured. A replayed record is accepted at most this long
 // after it was signed. The signer re-signs a record once it is past half
 // this lifetime, so with go-micro's 30 s re-registration interval a
-// backend sees one changed write every 5 minutes per node.
+// backend receives one changed write every 5 minutes per node.
 const DefaultRecordTTL = 10 * time.Minute
 
 // MaxRecordTTL is the longest record lifetime accepted, and the longest a
@@ -104,7 +104,7 @@ func NewSigner(src CredentialSource, opts ...SignerOption) (*Signer, error) {
 // expired, or when a node's metadata would break the configured limits.
 // The second result lists the ids of nodes whose earlier signed record was
 // replaced by a new one, because the node changed or its record was past
-// half its lifetime; backends that keep the first record of a node id
+// half its lifetime. Backends that keep the first record of a node id
 // (go-micro's memory registry) need those nodes deregistered first.
 func (s *Signer) Sign(svc *registry.Service) (*registry.Service, []string, error) {
 	if err := ValidateService(svc); err != nil {

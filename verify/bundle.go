@@ -124,7 +124,7 @@ func parsePEMBundle(data []byte) (*Bundle, error) {
 		}
 		if block.Type != "PUBLIC KEY" {
 			if block.Type == "PRIVATE KEY" || block.Type == "ENCRYPTED PRIVATE KEY" {
-				return nil, fmt.Errorf("verify: trust bundle PEM block %d is a private key; a bundle holds only public keys (write the public half with `openssl pkey -pubout`)", n)
+				return nil, fmt.Errorf("verify: trust bundle PEM block %d is a private key; a bundle contains only public keys (write the public half with `openssl pkey -pubout`)", n)
 			}
 			return nil, fmt.Errorf("verify: trust bundle PEM block %d is %q; expected \"PUBLIC KEY\"", n, block.Type)
 		}
@@ -170,7 +170,7 @@ func parseJWKS(data []byte) (*Bundle, error) {
 		}
 		for _, m := range privateMembers {
 			if _, ok := members[m]; ok {
-				return nil, fmt.Errorf("verify: trust bundle key %d holds the private member %q; publish only public keys and treat this key as leaked", i, m)
+				return nil, fmt.Errorf("verify: trust bundle key %d contains the private member %q; publish only public keys and treat this key as leaked", i, m)
 			}
 		}
 

@@ -8,7 +8,7 @@ import (
 
 // lru is a size-bounded cache whose entries also expire at a fixed time.
 // It is safe for concurrent use. Reads take a shared lock and only mark the
-// entry as used; eviction follows the CLOCK algorithm (second chance), so
+// entry as used. Eviction follows the CLOCK algorithm (second chance), so
 // the hot read path never reorders a list under an exclusive lock.
 type lru[K comparable, V any] struct {
 	mu    sync.RWMutex

@@ -115,7 +115,7 @@ type Rejection struct {
 	TokenID string
 	Subject string
 
-	// Err wraps the sentinel reason and says what was wrong.
+	// Err wraps the sentinel reason and describes what was wrong.
 	Err error
 }
 

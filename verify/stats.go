@@ -11,7 +11,7 @@ type stats struct {
 
 // Stats are counters of a Verifier's work since it was created.
 type Stats struct {
-	// CacheHits counts nodes answered from the record cache.
+	// CacheHits counts nodes verified from the record cache.
 	CacheHits uint64
 	// CacheMisses counts nodes that needed a full verification.
 	CacheMisses uint64

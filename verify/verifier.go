@@ -197,9 +197,6 @@ func New(opts ...Option) (*Verifier, error) {
 	}, nil
 }
 
-// Now returns the verifier's current time.
-func (v *Verifier) Now() time.Time { return v.now() }
-
 type recordEntry struct {
 	service  string
 	version  string
