@@ -16,11 +16,26 @@ func hasNode(svc *registry.Service, id string) bool {
 }
 
 // mergeNodes returns the nodes of newer followed by those of older whose
-// ids newer lacks, the way go-micro's cache applies an update result.
+// ids newer lacks, the way go-micro's cache applies an update result. Every
+// lookup calls it with the service's whole node list, so long lists are
+// matched through a set of ids rather than by scanning.
 func mergeNodes(newer *registry.Service, older []*registry.Node) []*registry.Node {
 	merged := append([]*registry.Node(nil), newer.Nodes...)
+	if len(newer.Nodes)*len(older) <= 256 {
+		for _, n := range older {
+			if !hasNode(newer, n.Id) {
+				merged = append(merged, n)
+			}
+		}
+		return merged
+	}
+
+	ids := make(map[string]struct{}, len(newer.Nodes))
+	for _, n := range newer.Nodes {
+		ids[n.Id] = struct{}{}
+	}
 	for _, n := range older {
-		if !hasNode(newer, n.Id) {
+		if _, ok := ids[n.Id]; !ok {
 			merged = append(merged, n)
 		}
 	}
